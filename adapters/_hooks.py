@@ -1,0 +1,48 @@
+"""Method-specific optimisation steps, called by the trainer through one interface.
+
+The trainer knows no method by name. It asks `adapters.training_hooks(model)` for an object
+of this class and calls it at fixed points of every step; SoRA (gate optimizer + proximal
+step) and ReMoRA (periodic merge-and-switch) override what they need.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class TrainingHooks:
+    def __init__(self, model: nn.Module, options: Any):
+        self.model = model
+        self.options = options
+
+    def main_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """(name, parameter) pairs for the trainer's main optimizer: all trainable ones by default."""
+        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+
+    def loss_penalty(self) -> torch.Tensor | None:
+        """A term added to the training loss (e.g. SoRA's L1 on the gates), or None."""
+        return None
+
+    def after_optimizer_step(self, step: int) -> dict[str, Any]:
+        """Runs after the main optimizer's step; `step` counts completed steps from 1.
+
+        Returns {"reset_main_optimizer": True} when the main optimizer's state must be cleared
+        (ReMoRA after a merge-and-switch); the trainer also restarts the warmup then.
+        """
+        return {}
+
+    def log_stats(self) -> dict[str, Any]:
+        """Extra per-step numbers for train_log.jsonl (e.g. SoRA's live rank per module)."""
+        return {}
+
+    def zero_grad(self) -> None:
+        """Clear gradients of parameters this object optimises itself."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to resume this object (e.g. SoRA's gate optimizer)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

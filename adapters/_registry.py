@@ -1,0 +1,136 @@
+"""Method registry: each method file registers itself; its defaults live in config/methods/<name>.yaml.
+
+Discovery is by convention, so adding a method never edits this package's other files:
+every module of `adapters/` whose name does not start with "_" is a method file and is imported;
+a YAML in a methods directory may also name an outside module (`module: my_pkg.my_method`).
+Extra methods directories come from the `LORABENCH_METHOD_DIRS` environment variable
+(os.pathsep-separated) or `add_methods_dir()`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_METHODS_DIR = REPO_ROOT / "config" / "methods"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    layer_cls: type            # an AdaptedLayer subclass
+    options_cls: type          # a dataclass; field defaults come from the method's YAML
+    make_shared: Callable | None = None   # (list of (d_in, d_out), options) -> nn.Module shared by all layers
+    hooks_cls: type | None = None         # TrainingHooks subclass for method-specific optimisation
+
+
+_METHODS: dict[str, MethodSpec] = {}
+_EXTRA_DIRS: list[Path] = []
+_discovered = False
+
+
+def register(name: str, options_cls: type, *, make_shared: Callable | None = None,
+             hooks_cls: type | None = None) -> Callable[[type], type]:
+    """Class decorator for a method's layer: `@register("lora", LoRAOptions)`."""
+    if not dataclasses.is_dataclass(options_cls):
+        raise TypeError(f"{name}: options_cls must be a dataclass")
+
+    def decorate(layer_cls: type) -> type:
+        layer_cls.method = name
+        _METHODS[name] = MethodSpec(name, layer_cls, options_cls, make_shared, hooks_cls)
+        return layer_cls
+
+    return decorate
+
+
+def add_methods_dir(path: str | os.PathLike) -> None:
+    """Make the YAMLs (and the modules they name) in `path` known; used by tests and plugins."""
+    global _discovered
+    _EXTRA_DIRS.append(Path(path))
+    _discovered = False
+
+
+def methods_dirs() -> list[Path]:
+    env = [Path(p) for p in os.environ.get("LORABENCH_METHOD_DIRS", "").split(os.pathsep) if p]
+    return [DEFAULT_METHODS_DIR, *env, *_EXTRA_DIRS]
+
+
+def _method_yaml(name: str) -> Path | None:
+    for directory in reversed(methods_dirs()):  # later directories override earlier ones
+        path = directory / f"{name}.yaml"
+        if path.exists():
+            return path
+    return None
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    package = importlib.import_module("adapters")
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"adapters.{info.name}")
+    for directory in methods_dirs():
+        for path in sorted(Path(directory).glob("*.yaml")):
+            module = (yaml.safe_load(path.read_text()) or {}).get("module")
+            if module:
+                importlib.import_module(module)
+    _discovered = True
+
+
+def available() -> list[str]:
+    """Names of the registered methods."""
+    _discover()
+    return sorted(_METHODS)
+
+
+def get_spec(name: str) -> MethodSpec:
+    _discover()
+    if name not in _METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(sorted(_METHODS))}. "
+                         f"A new method needs adapters/<name>.py (registering itself) and config/methods/<name>.yaml")
+    return _METHODS[name]
+
+
+def method_config(name: str) -> dict[str, Any]:
+    """The method's whole YAML (options plus training defaults such as learning rate)."""
+    spec_path = _method_yaml(name)
+    if spec_path is None:
+        dirs = ", ".join(str(d) for d in methods_dirs())
+        raise ValueError(f"method {name!r} has no defaults file: create {name}.yaml in one of: {dirs}")
+    return yaml.safe_load(spec_path.read_text()) or {}
+
+
+def resolve_options(name: str, overrides: dict[str, Any]) -> Any:
+    """YAML defaults + `overrides` -> the method's options dataclass, with errors that name the fix."""
+    spec = get_spec(name)
+    fields = {f.name for f in dataclasses.fields(spec.options_cls)}
+    for key in overrides:
+        if key in fields:
+            continue
+        owners = [m for m, s in sorted(_METHODS.items())
+                  if m != name and key in {f.name for f in dataclasses.fields(s.options_cls)}]
+        if owners:
+            raise ValueError(f"option {key!r} belongs to method {' / '.join(owners)}, not {name!r}; "
+                             f"{name} takes: {', '.join(sorted(fields))}")
+        raise ValueError(f"unknown option {key!r} for method {name!r}; it takes: {', '.join(sorted(fields))}")
+    defaults = method_config(name).get("options") or {}
+    stray = set(defaults) - fields
+    if stray:
+        raise ValueError(f"config for {name!r} has options the method does not take: {sorted(stray)}")
+    values = {**defaults, **overrides}
+    missing = fields - set(values) - {f.name for f in dataclasses.fields(spec.options_cls)
+                                      if f.default is not dataclasses.MISSING
+                                      or f.default_factory is not dataclasses.MISSING}
+    if missing:
+        raise ValueError(f"method {name!r}: no value for {sorted(missing)}; "
+                         f"set it in config/methods/{name}.yaml under options: or pass it to apply()")
+    return spec.options_cls(**values)
