@@ -16,6 +16,11 @@ class TrainingHooks:
     def __init__(self, model: nn.Module, options: Any):
         self.model = model
         self.options = options
+        self.total_steps: int | None = None
+
+    def begin_training(self, total_steps: int) -> None:
+        """Called once before the first step with the run's total optimizer steps (schedules)."""
+        self.total_steps = total_steps
 
     def main_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """(name, parameter) pairs for the trainer's main optimizer: all trainable ones by default."""

@@ -1,0 +1,106 @@
+"""MiLoRA (Wang et al. 2024, arXiv 2406.09044): LoRA started in the *minor* singular subspace of W0.
+
+    U, S, Vh = svd(W0)   (singular values descending);  s = α / r
+    take the last r components (U_m, S_m, Vh_m); S_m ← S_m / s
+    B = U_m diag(√S_m) (d_out, r)      A = diag(√S_m) Vh_m (r, d_in)
+    frozen base W_res = W0 − s·B A     (the principal part; output unchanged at init)
+    h = W_res x + s · B A dropout(x)   merge adds s·B A into W_res; params r (d_in + d_out)
+
+`init`: "minor" (the paper), "principal" (the first r components = PiSSA, the paper's ablation)
+or "random" (r components drawn at random from the torch RNG). The checkpoint carries the initial
+factors (A0, B0) so that W_res = W0 − s B0 A0 is rebuilt exactly on load; exported to PEFT the
+update is an exact rank-2r LoRA over the original base: ΔW_total = s (B A − B0 A0).
+Tiny check: W0 = diag(5, 3, 1), r = 1, α = 1 → s·B A = diag(0, 0, 1), W_res = diag(5, 3, 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._layer import AdaptedLayer, check_dropout, positive_int, rank_problem
+from ._registry import register
+
+INITS = ("minor", "principal", "random")
+
+
+@dataclass
+class MiLoRAOptions:
+    r: int
+    alpha: float
+    dropout: float
+    init: str
+
+    def __post_init__(self):
+        positive_int("r", self.r)
+        check_dropout(self.dropout)
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+
+
+def singular_indices(n_singular: int, r: int, init: str) -> torch.Tensor:
+    if init == "minor":
+        return torch.arange(n_singular - r, n_singular)
+    if init == "principal":
+        return torch.arange(r)
+    return torch.randperm(n_singular)[:r].sort().values
+
+
+@register("milora", MiLoRAOptions)
+class MiLoRALayer(AdaptedLayer):
+    persistent_buffers = ("lora_A0", "lora_B0")
+
+    def __init__(self, base_layer, options: MiLoRAOptions, shared=None, init_weights=True):
+        super().__init__(base_layer, options)
+        w = base_layer.weight
+        r = options.r
+        self.scaling = options.alpha / r
+        self.dropout = nn.Dropout(options.dropout) if options.dropout > 0 else nn.Identity()
+        self.lora_A = nn.Parameter(torch.zeros(r, self.in_features, dtype=w.dtype, device=w.device))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, dtype=w.dtype, device=w.device))
+        self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
+        self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
+        if init_weights:
+            self._init_from_svd(options)
+
+    @classmethod
+    def check_shape(cls, d_in, d_out, options):
+        return rank_problem(options.r, d_in, d_out)
+
+    @torch.no_grad()
+    def _init_from_svd(self, options: MiLoRAOptions) -> None:
+        U, S, Vh = torch.linalg.svd(self.base_weight_out_in().float(), full_matrices=False)
+        idx = singular_indices(S.numel(), options.r, options.init).to(S.device)
+        root = (S[idx] / self.scaling).sqrt()
+        self.lora_B.copy_(U[:, idx] * root[None, :])
+        self.lora_A.copy_(root[:, None] * Vh[idx, :])
+        self._set_residual_base(self.lora_A.detach().clone(), self.lora_B.detach().clone())
+
+    @torch.no_grad()
+    def _set_residual_base(self, A0: torch.Tensor, B0: torch.Tensor) -> None:
+        """W_res = W0 − s B0 A0, written into the frozen base (W0 is the base as given)."""
+        self.lora_A0.copy_(A0)
+        self.lora_B0.copy_(B0)
+        w = self.base_layer.weight
+        shift = self.to_base_orientation(self.scaling * (B0.float() @ A0.float()))
+        w.copy_((w.float() - shift).to(w.dtype))
+
+    @torch.no_grad()
+    def load_adapter_state(self, state):
+        # Built with init_weights=False, the base still holds W0: rebuild W_res from the saved A0, B0.
+        super().load_adapter_state(state)
+        self._set_residual_base(state["lora_A0"], state["lora_B0"])
+
+    def adapter_forward(self, x):
+        x = self.dropout(x.to(self.lora_A.dtype))
+        return (x @ self.lora_A.T) @ self.lora_B.T * self.scaling
+
+    def delta_out_in(self):
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def peft_factors(self):
+        """Rank 2r over the original base: [B, −B0] [A; A0] · s = s (B A − B0 A0)."""
+        A = torch.cat([self.lora_A, self.lora_A0], dim=0)
+        B = torch.cat([self.lora_B, -self.lora_B0], dim=1) * self.scaling
+        return A.detach(), B.detach()
