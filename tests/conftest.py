@@ -1,0 +1,53 @@
+"""Shared test setup: offline, one torch thread, tiny models built from config."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("LORABENCH_THREADS", "1")))
+
+
+def tiny_llama(seed=0, hidden=32, layers=2, vocab=101):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 3 // 2 + 2,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def tiny_gpt2(seed=0):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=101, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                      bos_token_id=0, eos_token_id=0)).eval()
+
+
+def tiny_roberta(seed=0):
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+    torch.manual_seed(seed)
+    return RobertaForSequenceClassification(RobertaConfig(
+        vocab_size=101, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=70, num_labels=3, pad_token_id=1)).eval()
+
+
+def tiny_deberta(seed=0):
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+    torch.manual_seed(seed)
+    return DebertaV2ForSequenceClassification(DebertaV2Config(
+        vocab_size=101, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=64, num_labels=2, pad_token_id=0)).eval()
+
+
+MODELS = {"llama": tiny_llama, "gpt2": tiny_gpt2, "roberta": tiny_roberta, "deberta": tiny_deberta}
+
+
+@pytest.fixture
+def tokens():
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(2, 101, (2, 9), generator=g)
