@@ -16,11 +16,11 @@ from ._inject import (ALL_LINEAR, adapted_modules, adapter_info, apply, find_tar
                       num_trainable, training_hooks, unmerge)
 from ._io import adapter_state_dict, export_merged, export_peft, load, merged_state_dict, read_config, save
 from ._layer import AdaptedLayer
-from ._registry import add_methods_dir, available, method_config, register
+from ._registry import add_methods_dir, available, method_config, register, variants
 
 __all__ = [
     "ALL_LINEAR", "AdaptedLayer", "TrainingHooks", "adapted_modules", "adapter_info", "adapter_state_dict",
     "add_methods_dir", "apply", "available", "export_merged", "export_peft", "find_targets", "load", "merge",
     "merged_state_dict", "method_config", "num_trainable", "read_config", "register", "save", "training_hooks",
-    "unmerge",
+    "unmerge", "variants",
 ]

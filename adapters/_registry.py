@@ -134,3 +134,23 @@ def resolve_options(name: str, overrides: dict[str, Any]) -> Any:
         raise ValueError(f"method {name!r}: no value for {sorted(missing)}; "
                          f"set it in config/methods/{name}.yaml under options: or pass it to apply()")
     return spec.options_cls(**values)
+
+
+def variants() -> dict[str, dict[str, Any]]:
+    """Every runnable variant: {name: {"method", "options", "train"}}.
+
+    A method's YAML may list `variants:` (name -> option overrides, optionally with a `train:`
+    block of training overrides); a method without that list is one variant named after it.
+    The Snakemake DAG runs variants, so a new method's YAML alone adds its runs.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for method in available():
+        listed = method_config(method).get("variants") or {method: {}}
+        for name, overrides in listed.items():
+            overrides = dict(overrides or {})
+            train = overrides.pop("train", {}) or {}
+            if name in found:
+                raise ValueError(f"variant {name!r} is defined twice ({found[name]['method']} and {method}); rename one")
+            resolve_options(method, overrides)  # fail early on a bad variant
+            found[name] = {"method": method, "options": overrides, "train": train}
+    return found

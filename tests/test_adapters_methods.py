@@ -317,3 +317,10 @@ def test_a_method_defined_outside_the_package_registers_from_its_yaml(tmp_path, 
         torch.testing.assert_close(model(tokens).logits, unmerged, rtol=1e-5, atol=1e-5)
     finally:
         adapters._registry._METHODS.pop("scaled_identity", None)
+
+
+def test_variants_come_from_the_method_yamls():
+    found = adapters.variants()
+    assert set(found) == {"lora", "mora1", "mora6", "milora", "pissa", "sora", "vera", "multilora"}
+    assert found["mora6"] == {"method": "mora", "options": {"mora_type": 6}, "train": {}}
+    assert found["pissa"]["options"] == {"init": "principal"}
