@@ -1,0 +1,77 @@
+"""Load one split of a Hub dataset, or of local files in the same schema.
+
+Sources, in order of precedence:
+  data_files  a path or list of paths (for the one split asked for), or {split: path(s)};
+  data_dir    a folder holding `<split>.jsonl|.json|.parquet|.csv`, `<split>-*.parquet` or the Hub
+              parquet layout `<subset>/<split>-*.parquet`;
+  hub_id      `datasets.load_dataset(hub_id, subset, split=..., revision=...)`.
+`datasets` is imported here only, lazily: reading and validating records never needs it.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".gz": "json"}
+
+
+def _format_of(paths: list[str]) -> str:
+    formats = {FORMATS.get(Path(p).suffix) for p in paths}
+    if len(formats) != 1 or None in formats:
+        raise ValueError(f"cannot tell the file format of {paths}; use .jsonl, .json, .parquet or .csv files")
+    return formats.pop()
+
+
+def _files_in(data_dir: str, subset: str | None, split: str) -> list[str]:
+    root = Path(data_dir)
+    folders = [root / subset, root] if subset else [root]
+    for folder in folders:
+        for pattern in (f"{split}.jsonl", f"{split}.json", f"{split}.parquet", f"{split}.csv",
+                        f"{split}-*.parquet", f"{split}-*.jsonl", f"{split}.json.gz"):
+            found = sorted(str(p) for p in folder.glob(pattern))
+            if found:
+                return found
+    raise ValueError(f"{data_dir}: no file for split {split!r} (looked for {split}.jsonl/.json/.parquet/.csv "
+                     f"and {split}-*.parquet{f' also under {subset}/' if subset else ''})")
+
+
+def _local_files(data_files, split: str) -> list[str]:
+    if isinstance(data_files, dict):
+        if split not in data_files:
+            raise ValueError(f"data_files has no {split!r} entry (has {sorted(data_files)}); add one")
+        data_files = data_files[split]
+    return [str(p) for p in ([data_files] if isinstance(data_files, (str, Path)) else data_files)]
+
+
+def require_per_split(data_files, splits: tuple[str, ...], task: str) -> None:
+    """Loaders that read several splits cannot take one plain path: it would serve every split."""
+    if data_files is not None and not isinstance(data_files, dict):
+        raise ValueError(f"{task} reads splits {list(splits)}: pass data_files as {{split: path}} or use data_dir")
+
+
+def load_split(hub_id: str | None, subset: str | None = None, split: str = "train", *,
+               data_files=None, data_dir: str | None = None, revision: str | None = None,
+               cache_dir: str | None = None, streaming: bool = False, max_rows: int | None = None,
+               columns: tuple[str, ...] = ()) -> list[dict]:
+    """Rows of one split as dicts; raise ValueError when a needed column is missing."""
+    from datasets import load_dataset
+
+    if data_files is not None or data_dir is not None:
+        files = _local_files(data_files, split) if data_files is not None else _files_in(data_dir, subset, split)
+        dataset = load_dataset(_format_of(files), data_files=files, split="train", cache_dir=cache_dir)
+        where = ", ".join(files)
+    elif hub_id:
+        dataset = load_dataset(hub_id, subset, split=split, revision=revision, cache_dir=cache_dir,
+                               streaming=streaming)
+        where = f"{hub_id}{f'/{subset}' if subset else ''} split {split!r}"
+    else:
+        raise ValueError("no data source: pass hub_id, data_files or data_dir")
+    rows = list(itertools.islice(iter(dataset), max_rows)) if max_rows else list(dataset)
+    found = set(rows[0]) if rows else set()
+    for column in columns:
+        if rows and column not in found:
+            raise ValueError(f"{where}: rows lack column {column!r} (found {sorted(found)}); "
+                             f"point the source at data in the expected schema")
+    if not rows:
+        raise ValueError(f"{where}: no rows")
+    return rows

@@ -1,0 +1,140 @@
+"""The record format on disk: JSONL splits, validated without touching any model.
+
+`write_splits` writes train/validation/test.jsonl atomically; `read_split` reads one back and checks
+every record against its task's columns, so a broken data directory fails before a model is loaded.
+The format itself is documented in tasks/README.md.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from tasks.sampling import SPLITS
+
+TEXT_COLUMNS = ("id", "prompt", "text", "text_pair", "answer", "key", "value")
+
+
+def _fix(task_name: str) -> str:
+    return f"regenerate it with `python -m tasks --task {task_name} --source tiny|paper --out DIR`"
+
+
+def _column_problem(record: dict, column: str, spec) -> str | None:
+    """Why `record[column]` breaks the contract, or None when it is fine."""
+    value = record[column]
+    if column in TEXT_COLUMNS and not isinstance(value, str):
+        return f"column {column!r} must be a string, got {type(value).__name__}"
+    if column == "target" and not (isinstance(value, str) and value):
+        return "column 'target' must be a non-empty string (it carries the loss)"
+    if column == "choices" and not (isinstance(value, list) and len(value) >= 2
+                                    and all(isinstance(c, str) for c in value)):
+        return "column 'choices' must be a list of at least two strings"
+    if column == "references" and not (isinstance(value, list) and value
+                                       and all(isinstance(r, str) for r in value)):
+        return "column 'references' must be a non-empty list of strings"
+    if column == "check" and not (isinstance(value, dict) and isinstance(value.get("type"), str)):
+        return "column 'check' must be a dict with a string 'type'"
+    if column == "label":
+        return _label_problem(record, value, spec)
+    return None
+
+
+def _label_problem(record: dict, label, spec) -> str | None:
+    if spec.kind == "regression":
+        if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
+            return f"regression label must be a finite number, got {label!r}"
+        return None
+    if isinstance(label, bool) or not isinstance(label, int):
+        return f"label must be an integer index, got {label!r}"
+    n = spec.num_labels if spec.kind == "classification" else len(record.get("choices", []))
+    if not 0 <= label < n:
+        return f"label {label} is outside 0..{n - 1}"
+    if "choices" in record and record.get("target") != record["choices"][label]:
+        return "multiple-choice 'target' must equal choices[label]"
+    return None
+
+
+def validate_records(records: list, spec, where: str) -> None:
+    """Raise ValueError naming `where`, the record and the column for the first contract breach."""
+    if not isinstance(records, list) or not records:
+        raise ValueError(f"{where}: split is empty; task {spec.name!r} needs at least one record — {_fix(spec.name)}")
+    ids = set()
+    for n, record in enumerate(records, start=1):
+        rid = record.get("id") if isinstance(record, dict) else None
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: record {n} is not a JSON object — {_fix(spec.name)}")
+        for column in spec.required_columns:
+            if column not in record:
+                raise ValueError(
+                    f"{where}: record {n} (id={rid!r}) lacks column {column!r}; task {spec.name!r} needs "
+                    f"columns {list(spec.required_columns)} — {_fix(spec.name)}")
+        for column in record:
+            problem = _column_problem(record, column, spec)
+            if problem:
+                raise ValueError(f"{where}: record {n} (id={rid!r}): {problem} — {_fix(spec.name)}")
+        if rid in ids:
+            raise ValueError(f"{where}: record {n} repeats id {rid!r}; ids must be unique — {_fix(spec.name)}")
+        ids.add(rid)
+
+
+def validate_splits(splits: dict, spec, source: str) -> None:
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        raise ValueError(f"{source}: missing split(s) {missing}; every task has {list(SPLITS)}")
+    for split in SPLITS:
+        validate_records(splits[split], spec, f"{source} split {split!r}")
+
+
+def _spec(task):
+    if isinstance(task, str):
+        from tasks.registry import get
+        return get(task)
+    return task
+
+
+def write_splits(splits: dict, directory: str | os.PathLike, task=None) -> dict[str, Path]:
+    """Write train/validation/test.jsonl into `directory`, each via a temp name and a rename, so a
+    killed job never leaves a half file. With `task` (name or TaskSpec) the records are validated first."""
+    if task is not None:
+        validate_splits(splits, _spec(task), source=f"splits for {directory}")
+    else:
+        for split in SPLITS:
+            if not splits.get(split):
+                raise ValueError(f"splits for {directory}: split {split!r} is missing or empty")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split in SPLITS:
+        path = directory / f"{split}.jsonl"
+        tmp = directory / f".{split}.jsonl.tmp-{os.getpid()}"
+        with tmp.open("w", encoding="utf-8") as f:
+            for record in splits[split]:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+        paths[split] = path
+    return paths
+
+
+def read_split(path: str | os.PathLike, task) -> list[dict]:
+    """Read one JSONL split and validate it against `task` (a name or TaskSpec)."""
+    spec = _spec(task)
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file; task {spec.name!r} needs it — {_fix(spec.name)}")
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: line {line_no} is not valid JSON ({err.msg}) — {_fix(spec.name)}") from None
+    validate_records(records, spec, str(path))
+    return records
+
+
+def read_splits(directory: str | os.PathLike, task) -> dict[str, list[dict]]:
+    """All three splits of a data directory written by `write_splits`."""
+    return {split: read_split(Path(directory) / f"{split}.jsonl", task) for split in SPLITS}
