@@ -1,0 +1,163 @@
+"""Evaluate one run's in-memory model with lm-eval and write its `eval.json`.
+
+One `simple_evaluate` call covers all of the run's tasks (the suite task's evaluation files and
+any built-in lm-eval tasks), so the model is wrapped once and never written to disk. Inputs are
+checked before the model is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from lm_eval import simple_evaluate
+from lm_eval.api.registry import get_model
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
+from lm_eval.utils import handle_non_serializable
+
+import evaluation.classifier_lm  # noqa: F401  (registers "lorabench-classifier" with lm-eval)
+from evaluation.suite_tasks import TASKS_DIR, build_task_configs, get_suite_task
+
+log = logging.getLogger(__name__)
+
+
+def is_sequence_classifier(model) -> bool:
+    return type(model).__name__.endswith("ForSequenceClassification")
+
+
+def _cap_generation_length(configs: list[dict], cap: int) -> None:
+    for config in configs:
+        gen = config.get("generation_kwargs") or {}
+        if gen.get("max_gen_toks", 0) > cap:
+            log.warning("%s: max_gen_toks %s -> %s", config["task"], gen["max_gen_toks"], cap)
+            gen["max_gen_toks"] = cap
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON-serialisable copy: non-serialisable objects as strings, NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    converted = handle_non_serializable(value)  # numpy scalars -> Python, sets -> lists, else str
+    return converted if isinstance(converted, str) else _json_safe(converted)
+
+
+def write_json_atomic(data: dict, out_path: str | Path) -> None:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False))
+    os.replace(tmp, out_path)
+
+
+# What eval.json keeps of simple_evaluate's output (not the model/env details: provenance has those).
+LM_EVAL_KEYS = (
+    "results",
+    "groups",
+    "group_subtasks",
+    "configs",
+    "versions",
+    "n-shot",
+    "higher_is_better",
+    "n-samples",
+)
+
+
+def _needs_classifier(model, task_name: str | None, lm_eval_tasks) -> bool:
+    """Whether the run goes through the classifier wrapper; ValueError on a mismatched model."""
+    classifier = is_sequence_classifier(model)
+    if task_name is not None and (get_suite_task(task_name).model_kind == "classifier") != classifier:
+        wanted = "a sequence classifier (...ForSequenceClassification)" if not classifier else "a causal LM"
+        raise ValueError(f"suite task {task_name!r} needs {wanted}, got {type(model).__name__}")
+    if classifier and lm_eval_tasks:
+        raise ValueError(
+            f"built-in lm-eval tasks {list(lm_eval_tasks)} need a language model, not a classifier"
+        )
+    return classifier
+
+
+def evaluate_run(
+    model,
+    tokenizer,
+    task_name: str | None,
+    data_dir: str | Path | None,
+    out_path: str | Path,
+    provenance: dict | None = None,
+    limit: int | float | None = None,
+    batch_size: int = 16,
+    lm_eval_tasks: list[str] | tuple[str, ...] = (),
+    split: str = "test",
+    bootstrap_iters: int = 0,
+    max_gen_toks: int | None = None,
+) -> dict:
+    """Evaluate `model` on a suite task (`task_name`, data in `data_dir`) and/or built-in lm-eval
+    tasks, write `out_path` (eval.json) atomically and return what was written.
+
+    `bootstrap_iters` is lm-eval's: 0 reports no standard errors; > 0 gives means their
+    closed-form stderr and bootstraps lm-eval's registered corpus metrics (slow, multiprocess).
+    `max_gen_toks` caps generation in the suite's generate_until tasks (templates allow up to 256
+    tokens, the papers' setting; tiny answers need far fewer). Generation never takes more than
+    half the model's context, leaving room for the prompt.
+    """
+    if task_name is None and not lm_eval_tasks:
+        raise ValueError("nothing to evaluate: give a suite task_name and/or lm_eval_tasks")
+    if task_name is not None and data_dir is None:
+        raise ValueError(f"suite task {task_name!r} needs a data_dir")
+    classifier = _needs_classifier(model, task_name, lm_eval_tasks)
+
+    def count_tokens(text: str) -> list[int]:
+        # Token perplexity counts exactly the tokens HFLM scores; `lm` exists by the time lm-eval
+        # calls this (the configs are built first so that bad data fails before model work).
+        return lm.tok_encode(text)
+
+    configs = []
+    if task_name is not None:
+        configs = build_task_configs(task_name, data_dir, split, None if classifier else count_tokens)
+    # The built-in task index takes ~20 s to build, so it is only loaded when built-ins are asked for.
+    task_manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=bool(lm_eval_tasks))
+    unknown = [name for name in lm_eval_tasks if name not in task_manager.all_tasks]
+    if unknown:
+        raise ValueError(f"unknown lm-eval tasks {unknown}")
+
+    if classifier:
+        lm = get_model("lorabench-classifier")(model=model, tokenizer=tokenizer, batch_size=batch_size)
+    else:
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        _cap_generation_length(configs, min(lm.max_length // 2, max_gen_toks or lm.max_length))
+
+    started = time.perf_counter()
+    output = simple_evaluate(
+        model=lm,
+        tasks=configs + list(lm_eval_tasks),
+        task_manager=task_manager,
+        limit=limit,
+        batch_size=batch_size,
+        log_samples=False,
+        bootstrap_iters=bootstrap_iters,
+    )
+    eval_json = {key: output[key] for key in LM_EVAL_KEYS if key in output}
+    eval_json["lorabench"] = {
+        "task": task_name,
+        "data_files": {c["task"]: c["dataset_kwargs"]["data_files"]["test"] for c in configs},
+        "lm_eval_tasks": list(lm_eval_tasks),
+        "limit": limit,
+        "batch_size": batch_size,
+        "max_gen_toks": max_gen_toks,
+        "eval_seconds": round(time.perf_counter() - started, 3),
+        "lm_eval_version": output.get("lm_eval_version"),
+    }
+    eval_json["provenance"] = provenance or {}
+    eval_json = _json_safe(eval_json)
+    write_json_atomic(eval_json, out_path)
+    return eval_json
