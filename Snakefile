@@ -1,0 +1,27 @@
+# lorabench: every adapter method on every task family, evaluated with lm-eval, rolled into
+# tables, plots and a report. `snakemake --cores all` runs the tiny profile (config/config.yaml);
+# `--configfile config/paper/<paper>.yaml` runs a paper's setting. Stages, left to right:
+#   data -> base_model -> train -> evaluate -> aggregate -> report     (workflow/rules/*.smk)
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/base_model.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,18 @@
+# Stage 1 — task data: train / validation / test JSONL per task (generated, or loaded from the Hub).
+
+
+rule task_data:
+    output:
+        multiext(f"{RESULTS}/data/{{task}}/", "train.jsonl", "validation.jsonl", "test.jsonl"),
+    params:
+        source=config["data"]["source"],
+        seed=config["data"]["seed"],
+        sizes=lambda wc: config["data"]["sizes"].get(wc.task, {}),
+        paper=lambda wc: config["data"]["paper"].get(wc.task, {}),
+    log:
+        f"{RESULTS}/logs/data/{{task}}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/make_task_data.py"

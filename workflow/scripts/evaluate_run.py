@@ -1,0 +1,63 @@
+"""Snakemake entry point: evaluate one run (or the bare base model) with lm-eval, into one eval.json.
+
+The adapter is merged into the base weights in memory; the model is loaded once and evaluated on
+the run's task and the probe tasks that share its training data (continual pretraining).
+"""
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
+logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+os.environ["LORABENCH_THREADS"] = str(sm.threads)
+
+import torch  # noqa: E402
+
+import adapters  # noqa: E402
+import evaluation  # noqa: E402
+import tasks  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.files import atomic_write_json  # noqa: E402
+from training.model import load_base_model, load_tokenizer  # noqa: E402
+
+torch.set_num_threads(sm.threads)
+task_names, data_dirs, run_dir = sm.params.tasks, sm.params.data_dirs, sm.params.run_dir
+out_path = Path(sm.output[0])
+spec = tasks.get(task_names[0])
+provenance = {"task": spec.name, "variant": sm.wildcards.get("variant", "base"),
+              "seed": sm.wildcards.get("seed"), "base_model": sm.params.base_model}
+
+summary = json.loads((Path(run_dir) / "train_summary.json").read_text()) if run_dir else {"status": "ok"}
+if summary.get("status") != "ok":
+    # Nothing to evaluate: the tables show the run as failed with the trainer's reason.
+    atomic_write_json(out_path, {"results": {}, "lorabench": {**provenance, "status": summary.get("status"),
+                                                              "reason": summary.get("reason", "")}})
+    raise SystemExit(0)
+
+kind = "causal_lm" if spec.kind == "causal_lm" else "classification"
+cfg = TrainConfig.from_dict({"model": sm.params.base_model, "data_dir": data_dirs[0], "task_kind": kind,
+                             "method": None})
+tokenizer = load_tokenizer(cfg)
+model = load_base_model(cfg, tokenizer, spec.num_labels)
+if run_dir:
+    adapters.load(model, Path(run_dir) / "adapter")
+    adapters.merge(model)
+model.eval()
+
+merged: dict = {}
+with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+    for name, directory in zip(task_names, data_dirs):
+        part = evaluation.evaluate_run(model, tokenizer, name, directory, Path(tmp) / f"{name}.json",
+                                       provenance=provenance, limit=sm.params.eval_cfg["limit"],
+                                       batch_size=sm.params.eval_cfg["batch_size"],
+                                       lm_eval_tasks=sm.params.eval_cfg["lm_eval_tasks"].get(name, []))
+        for key, value in part.items():
+            if isinstance(value, dict) and key != "lorabench":
+                merged.setdefault(key, {}).update(value)
+            else:
+                merged.setdefault(key, value)
+        logging.info("%s: %s", name, json.dumps(part.get("results", {}))[:2000])
+merged["lorabench"] = {**merged.get("lorabench", {}), **provenance, "status": "ok", "tasks": task_names}
+atomic_write_json(out_path, merged)
