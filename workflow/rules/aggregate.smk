@@ -1,4 +1,6 @@
-# Stage 5 — aggregation: tidy results, tables per family, paper-vs-ours, plots, replication verdicts.
+# Stage 5 — aggregation: tidy results, tables per family, paper-vs-ours tables, plots and the
+# replication verdicts (analysis/). Stage 6 — the HTML report: the outputs below marked report()
+# carry captions (workflow/report/*.rst) and categories; `onsuccess` in the Snakefile renders it.
 
 
 def run_outputs():
@@ -8,5 +10,43 @@ def run_outputs():
     return runs + base
 
 
+rule aggregate:
+    input:
+        run_outputs(),
+    output:
+        tables=report(directory(f"{RESULTS}/tables"), patterns=["{name}.csv"],
+                      caption="../report/tables.rst", category="Tables"),
+        plots=report(directory(f"{RESULTS}/plots"), patterns=["{name}.png"],
+                     caption="../report/plots.rst", category="Plots"),
+        replication=report(f"{RESULTS}/replication.md", caption="../report/replication.rst",
+                           category="Replication"),
+        verdicts=f"{RESULTS}/replication.json",
+    params:
+        results=RESULTS,
+        base_model=base_model_path(),
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "python -m analysis --results {params.results} --out {params.results} --base-model {params.base_model} "
+        "> {log} 2>&1"
+
+
 def final_outputs():
-    return run_outputs()
+    return [*rules.aggregate.output, f"{RESULTS}/report.html"]
+
+
+rule report:
+    input:
+        rules.aggregate.output,
+    output:
+        f"{RESULTS}/report.html",
+    log:
+        f"{RESULTS}/logs/report.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/render_report.py"
