@@ -3,13 +3,6 @@
 # carry captions (workflow/report/*.rst) and categories; `onsuccess` in the Snakefile renders it.
 
 
-def run_outputs():
-    runs = [f"{run_dir(t, v, s)}/{f}" for t in TRAIN_TASKS for v in RUN_VARIANTS for s in SEEDS
-            for f in ("train_summary.json", "eval.json")]
-    base = [f"{RESULTS}/base_eval/{t}/eval.json" for t in TRAIN_TASKS]
-    return runs + base
-
-
 rule aggregate:
     input:
         run_outputs(),
@@ -22,8 +15,8 @@ rule aggregate:
                            category="Replication"),
         verdicts=f"{RESULTS}/replication.json",
     params:
-        results=RESULTS,
-        base_model=base_model_path(),
+        results=lambda wc, output: os.path.dirname(output.replication),
+        base_model=lambda wc: base_model_path(),
     log:
         f"{RESULTS}/logs/aggregate.log",
     threads: 1
@@ -32,10 +25,6 @@ rule aggregate:
     shell:
         "python -m analysis --results {params.results} --out {params.results} --base-model {params.base_model} "
         "> {log} 2>&1"
-
-
-def final_outputs():
-    return [*rules.aggregate.output, f"{RESULTS}/report.html"]
 
 
 rule report:

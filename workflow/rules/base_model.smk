@@ -8,7 +8,7 @@ rule base_model:
     output:
         f"{RESULTS}/base_model/config.json",
     params:
-        out_dir=f"{RESULTS}/base_model",
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{RESULTS}/logs/base_model.log",
     threads: 2

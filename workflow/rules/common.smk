@@ -1,5 +1,7 @@
 # What the DAG runs: variants x tasks x seeds, resolved from the config, the method YAMLs and
 # the task registry. Every rule file reads the names defined here.
+import os
+
 import adapters
 import tasks as task_registry
 
@@ -86,3 +88,14 @@ def run_config(task, variant, seed):
 def eval_tasks(task):
     """The suite tasks one run is evaluated on: its own and the probes sharing its train split."""
     return [task] + PROBES.get(task, [])
+
+
+def run_outputs():
+    runs = [f"{run_dir(t, v, s)}/{f}" for t in TRAIN_TASKS for v in RUN_VARIANTS for s in SEEDS
+            for f in ("train_summary.json", "eval.json")]
+    base = [f"{RESULTS}/base_eval/{t}/eval.json" for t in TRAIN_TASKS]
+    return runs + base
+
+
+def final_outputs():
+    return [*rules.aggregate.output, f"{RESULTS}/report.html"]

@@ -11,7 +11,7 @@ rule evaluate:
     params:
         tasks=lambda wc: eval_tasks(wc.task),
         data_dirs=lambda wc: [data_dir(t) for t in eval_tasks(wc.task)],
-        base_model=base_model_path(),
+        base_model=lambda wc: base_model_path(),
         run_dir=lambda wc: run_dir(wc.task, wc.variant, wc.seed),
         eval_cfg=config["eval"],
     log:
@@ -34,7 +34,7 @@ rule evaluate_base:
     params:
         tasks=lambda wc: eval_tasks(wc.task),
         data_dirs=lambda wc: [data_dir(t) for t in eval_tasks(wc.task)],
-        base_model=base_model_path(),
+        base_model=lambda wc: base_model_path(),
         run_dir=None,
         eval_cfg=config["eval"],
     log:

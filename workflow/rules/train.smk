@@ -1,5 +1,5 @@
 # Stage 3 — one training run per (task, variant, seed). A run that diverges or crashes still ends
-# the job successfully with status "diverged"/"failed" in train_summary.json, so the DAG goes on
+# the job successfully, with status diverged or failed in train_summary.json, so the DAG goes on
 # and the tables show the failure with its reason.
 
 

@@ -1,0 +1,163 @@
+"""The Snakemake DAG end to end on the reduced config (.test/config.yaml), plus dry-run properties.
+
+The workflow runs in a temporary working directory (a copy of config/ and .test/), so the tests
+never touch the repository's results/ or lock its .snakemake/.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAKEFILE = ROOT / "Snakefile"
+
+
+def snakemake(workdir, *args, env_extra=None, check=True):
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           **(env_extra or {})}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table."""
+    counts, in_stats = {}, False
+    for line in output.splitlines():
+        if line.startswith("Job stats"):
+            in_stats, counts = True, {}
+            continue
+        parts = line.split()
+        if in_stats and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif in_stats and counts and not parts:
+            in_stats = False
+    return counts
+
+
+def make_workdir(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(ROOT / "config", work / "config")
+    shutil.copytree(ROOT / ".test", work / ".test")
+    methods = tmp_path / "methods"           # an override dir: editing lora.yaml here edits the method
+    methods.mkdir()
+    shutil.copy(ROOT / "config" / "methods" / "lora.yaml", methods / "lora.yaml")
+    return work, {"LORABENCH_METHOD_DIRS": str(methods)}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    work, env = make_workdir(tmp_path_factory.mktemp("dag"))
+    snakemake(work, "--cores", "2", "--configfile", ".test/config.yaml", "-q", env_extra=env)
+    return work, env
+
+
+def test_dag_runs_end_to_end(finished_run):
+    work, _ = finished_run
+    results = work / "results" / "test"
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    ok = runs[runs["status"] == "ok"]
+    assert set(ok["variant"]) >= {"lora", "mora6", "base"}
+    assert set(ok["task"]) >= {"sst2", "uuid"}
+    acc = ok[(ok["task"] == "sst2") & (ok["metric"] == "acc") & (ok["variant"] != "base")]
+    assert len(acc) == 2 and acc["value"].between(0, 1).all()
+    char_acc = ok[(ok["task"] == "uuid") & (ok["metric"] == "char_acc")]
+    assert len(char_acc) == 3  # lora, mora6 and the base model
+    for variant in ("lora", "mora6"):
+        run = results / "runs" / "sst2" / variant / "seed0"
+        summary = json.loads((run / "train_summary.json").read_text())
+        assert summary["status"] == "ok" and summary["trainable_params"] > 0
+        assert (run / "adapter" / "adapter.safetensors").exists()
+        assert json.loads((run / "eval.json").read_text())["results"]["lorabench_sst2"]["acc,none"] >= 0
+        assert (run / "provenance.json").exists() and (run / "train_log.jsonl").exists()
+    for name in ("glue.md", "glue.tex", "glue.csv", "memorization.md"):
+        assert (results / "tables" / name).stat().st_size > 0
+    assert (results / "plots" / "uuid_accuracy.png").exists()
+    assert "Claim 1" in (results / "replication.md").read_text()
+    report = (results / "report.html").read_text(errors="ignore")
+    assert len(report) > 100_000 and "replication" in report.lower()
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    work, env = finished_run
+    result = snakemake(work, "-n", "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_editing_one_method_yaml_reruns_only_its_jobs(finished_run):
+    work, env = finished_run
+    lora_yaml = Path(env["LORABENCH_METHOD_DIRS"]) / "lora.yaml"
+    lora_yaml.write_text(lora_yaml.read_text().replace("dropout: 0.05", "dropout: 0.1"))
+    result = snakemake(work, "-n", "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)
+    jobs = planned_jobs(result.stdout)
+    assert jobs == {"train": 2, "evaluate": 2, "aggregate": 1, "report": 1, "total": 6}, result.stdout[-3000:]
+    assert "/lora/" in result.stdout and "/mora6/" not in result.stdout.replace("mora6/seed0/eval.json,", "")
+
+
+def test_a_method_from_a_fixture_joins_the_dag_without_rule_edits(tmp_path):
+    work, env = make_workdir(tmp_path)
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "fixture_method.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        import torch
+        from torch import nn
+        from adapters import AdaptedLayer, register
+
+        @dataclass
+        class Options:
+            r: int
+
+        @register("fixture_bias", Options)
+        class BiasShift(AdaptedLayer):
+            """Δy = b: a trainable output bias (ΔW = 0), the smallest possible method."""
+            def __init__(self, base_layer, options, shared=None, init_weights=True):
+                super().__init__(base_layer, options)
+                self.shift = nn.Parameter(torch.zeros(self.out_features))
+            def adapter_forward(self, x):
+                return self.shift.expand(*x.shape[:-1], -1)
+            def delta_out_in(self):
+                return torch.zeros(self.out_features, self.in_features)
+    '''))
+    (plugin / "fixture_bias.yaml").write_text("module: fixture_method\noptions:\n  r: 1\ntrain:\n  lr: 1.0e-3\n")
+    env["LORABENCH_METHOD_DIRS"] += os.pathsep + str(plugin)
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])
+    config = (work / ".test" / "config.yaml").read_text().replace("variants: [lora, mora6]", "variants: all")
+    (work / ".test" / "config.yaml").write_text(config)
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml", env_extra=env)
+    assert "runs/sst2/fixture_bias/seed0/train_summary.json" in result.stdout
+    import adapters
+    n_variants = len(adapters.variants()) + 1
+    assert planned_jobs(result.stdout)["train"] == 2 * n_variants
+
+
+def test_unknown_variant_in_config_is_a_clear_error(tmp_path):
+    work, env = make_workdir(tmp_path)
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml",
+                       "--config", "variants=[lora,dora]", env_extra=env, check=False)
+    assert result.returncode != 0
+    assert "unknown ['dora']; known:" in result.stdout + result.stderr
+
+
+def test_config_schema_rejects_bad_keys(tmp_path):
+    work, env = make_workdir(tmp_path)
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml",
+                       "--config", "threads=0", env_extra=env, check=False)
+    assert result.returncode != 0 and "threads" in result.stdout + result.stderr
+
+
+def test_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(SNAKEFILE)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Lints for" not in result.stdout + result.stderr
