@@ -32,9 +32,11 @@ VARIANTS = _all_variants()
 RUN_VARIANTS = _select("variants", config["variants"], VARIANTS)
 ALL_TASKS = _select("tasks", config["tasks"], task_registry.available())
 # Tasks that only probe another task's run (continual pretraining: domain QA, forgetting) get no
-# training of their own; they are evaluated on the run of the task whose train split they share.
+# training of their own; they are evaluated on the run of the task whose train split they share
+# (and come along whenever that task is selected).
 TRAIN_TASKS = [t for t in ALL_TASKS if not task_registry.get(t).shares_train_with]
-PROBES = {t: [p for p in ALL_TASKS if task_registry.get(p).shares_train_with == t] for t in TRAIN_TASKS}
+PROBES = {t: [p for p in task_registry.available() if task_registry.get(p).shares_train_with == t]
+          for t in TRAIN_TASKS}
 SEEDS = config["seeds"]
 
 wildcard_constraints:
@@ -80,6 +82,7 @@ def run_config(task, variant, seed):
         "method_options": v["options"],
         "data_dir": data_dir(task),
         "task_kind": "causal_lm" if spec.kind == "causal_lm" else "classification",
+        "num_labels": spec.num_labels,  # 1 = regression head (STS-B)
         "seed": int(seed),
         "threads": config["threads"],
     }

@@ -1,0 +1,125 @@
+"""The run's files: atomic writes, provenance, memory readings.
+
+Every file a later stage reads is written to a temporary name and renamed into place, so a
+killed job never leaves a half file that Snakemake would take as done.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("lorabench", "torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors",
+            "datasets", "numpy", "lm-eval")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def save_model_files(model, tokenizer, directory: str | Path) -> None:
+    """save_pretrained (model + tokenizer) into `directory`, beside other files; config.json lands last.
+
+    Each file is written in a temp directory and renamed in; config.json, which marks a complete
+    model (for Snakemake and for from_pretrained), is renamed only after all the weights.
+    """
+    directory = Path(directory)
+    tmp = Path(tempfile.mkdtemp(prefix=".model.tmp-", dir=directory))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for path in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
+            os.replace(path, directory / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The complete lines of a train_log.jsonl (a killed run may have left half a line)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return entries
+
+
+def _git(*args: str) -> str | None:
+    try:
+        # GIT_OPTIONAL_LOCKS=0: `git status` must not refresh (write) the index of the checkout.
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def hardware() -> dict[str, Any]:
+    info = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "cuda_devices": []}
+    if torch.cuda.is_available():
+        info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["cuda_version"] = torch.version.cuda
+    return info
+
+
+def provenance(config: dict, config_hash: str, seed: int) -> dict[str, Any]:
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"config_hash": config_hash, "config": config, "seed": seed,
+            "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
+            "python": sys.version.split()[0], "packages": package_versions(), "hardware": hardware(),
+            "command": sys.argv}
+
+
+def memory_mb(device: torch.device) -> float:
+    """Memory in use now: CUDA allocated on a GPU, the process's resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10, "peak_rss"  # Linux: KiB
