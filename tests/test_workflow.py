@@ -99,8 +99,10 @@ def test_editing_one_method_yaml_reruns_only_its_jobs(finished_run):
     lora_yaml.write_text(lora_yaml.read_text().replace("dropout: 0.05", "dropout: 0.1"))
     result = snakemake(work, "-n", "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)
     jobs = planned_jobs(result.stdout)
-    assert jobs == {"train": 2, "evaluate": 2, "aggregate": 1, "report": 1, "total": 6}, result.stdout[-3000:]
-    assert "/lora/" in result.stdout and "/mora6/" not in result.stdout.replace("mora6/seed0/eval.json,", "")
+    assert jobs == {"train": 2, "evaluate": 2, "aggregate": 1, "report": 1, "all": 1, "total": 7}, result.stdout[-3000:]
+    planned_variants = {part.split("=")[1] for line in result.stdout.splitlines() if "wildcards:" in line
+                        for part in line.split(",") if part.strip().startswith("variant=")}
+    assert planned_variants == {"lora"}
 
 
 def test_a_method_from_a_fixture_joins_the_dag_without_rule_edits(tmp_path):
@@ -161,3 +163,19 @@ def test_lint_is_clean():
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_results_notebook_executes_on_the_dag_results(finished_run):
+    import nbformat
+    from nbclient import NotebookClient
+    work, _ = finished_run
+    nb = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
+    os.environ["LORABENCH_RESULTS"] = str(work / "results" / "test")
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    finally:
+        del os.environ["LORABENCH_RESULTS"]
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    shown = "".join(str(o.get("data", {})) + o.get("text", "") for o in outputs)
+    assert "image/png" in shown and "glue" in shown and "Claim 1" in shown

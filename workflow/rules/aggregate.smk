@@ -32,6 +32,8 @@ rule report:
         rules.aggregate.output,
     output:
         f"{RESULTS}/report.html",
+    params:
+        snakefile=workflow.main_snakefile,
     log:
         f"{RESULTS}/logs/report.log",
     threads: 1

@@ -12,14 +12,13 @@ from pathlib import Path
 import yaml
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
-SNAKEFILE = Path(sm.scriptdir).parent.parent / "Snakefile"   # workflow/scripts/ -> repository root
 out = Path(sm.output[0])
 with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=out.parent, delete=False) as handle:
     yaml.safe_dump(dict(sm.config), handle)
     config_path = handle.name
 try:
     with open(sm.log[0], "w") as log:
-        subprocess.run([sys.executable, "-m", "snakemake", "--nolock", "-s", str(SNAKEFILE), "-d", os.getcwd(),
+        subprocess.run([sys.executable, "-m", "snakemake", "--nolock", "-s", sm.params.snakefile, "-d", os.getcwd(),
                         "--configfile", config_path, "--report", str(out)],
                        check=True, stdout=log, stderr=subprocess.STDOUT)
 finally:

@@ -1,0 +1,453 @@
+"""The paper profiles (config/paper/*.yaml) and the SLURM profile (config/profiles/slurm/).
+
+Cases: every standalone paper profile (a file with `profile:`), every overlay
+(`<base>_<what>.yaml` without `profile:`, used as `--configfile <base>.yaml <overlay>.yaml`), and
+every one-line `--config` override a profile's comments document. Each case must
+  - validate against the workflow's schema, after Snakemake's deep merge onto the tiny
+    config/config.yaml (what the workflow really sees);
+  - resolve: every variant's method options (adapters registry), every run's TrainConfig, the
+    paper loaders' keyword arguments, the lm-eval task names, and the target modules on the
+    architecture the profile names (one layer at full width, on the meta device: no download);
+  - plan offline: `snakemake -n` exits 0 and plans variants × train tasks × seeds runs, the
+    number the profile's header declares ("Runs: ... = N training runs").
+A Snakemake process spends ~6 s importing torch (the Snakefile imports adapters) before it plans,
+so the dry runs are real `snakemake` command lines run in children forked from one process that
+has done the imports (`_batch_main`), a few at a time; the network is off (HF_*_OFFLINE).
+The SLURM profile is dry-run with `--executor local` (the plugin is not installed here, and
+`executor: slurm` is refused without it); its keys are checked against Snakemake's options and
+the plugin's documented resource names.
+"""
+import copy
+import importlib.util
+import inspect
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER = ROOT / "config" / "paper"
+TINY = ROOT / "config" / "config.yaml"
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SLURM = ROOT / "config" / "profiles" / "slurm"
+GPU_RULES = ("train", "evaluate", "evaluate_base")
+COUNTED = ("task_data", "evaluate_base", "train", "evaluate")
+
+
+@dataclass(frozen=True)
+class Case:
+    configfiles: tuple[str, ...]   # relative to the repository root
+    config: tuple[str, ...] = ()   # `--config` entries
+    declared_in: str | None = None  # the file whose header declares the run count
+
+
+def _comment_lines(path: Path) -> list[str]:
+    return [line.lstrip()[1:].strip() for line in path.read_text().splitlines() if line.lstrip().startswith("#")]
+
+
+def _one_liners(path: Path) -> list[Case]:
+    """`snakemake ... --config ...` command lines in a profile's comments."""
+    cases = []
+    for line in _comment_lines(path):
+        if "--config " not in line:
+            continue
+        args = shlex.split(line[line.index("--configfile"):])
+        files, config, current = [], [], None
+        for arg in args:
+            if arg.startswith("--"):
+                current = arg
+            elif current == "--configfile":
+                files.append(arg)
+            elif current == "--config":
+                config.append(arg)
+        cases.append(Case(tuple(files), tuple(config)))
+    return cases
+
+
+def _cases() -> dict[str, Case]:
+    cases = {}
+    for path in sorted(PAPER.glob("*.yaml")):
+        rel = str(path.relative_to(ROOT))
+        if "profile" in (yaml.safe_load(path.read_text()) or {}):
+            cases[path.stem] = Case((rel,), declared_in=rel)
+        else:
+            base = PAPER / f"{path.stem.split('_')[0]}.yaml"
+            cases[f"{base.stem}+{path.stem}"] = Case((str(base.relative_to(ROOT)), rel), declared_in=rel)
+    for path in sorted(PAPER.glob("*.yaml")):
+        for i, case in enumerate(_one_liners(path)):
+            cases[f"{path.stem}--config{i}"] = case
+    return cases
+
+
+CASES = _cases()
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+# -F: plan every job whatever is already in results/; --nolock: the dry runs run side by side.
+DRY = ["--dry-run", "--forceall", "--nolock"]
+
+
+def _case_args(case: Case) -> list[str]:
+    args = [*DRY, "--cores", "1", "--quiet", "rules", "--configfile", *case.configfiles]
+    return args + (["--config", *case.config] if case.config else [])
+
+
+SLURM_ARGS = [*DRY, "--workflow-profile", str(SLURM.relative_to(ROOT)), "--executor", "local", "--cores", "16",
+              "--configfile", "config/paper/mora.yaml"]
+
+
+@dataclass(frozen=True)
+class DryRun:
+    returncode: int
+    output: str      # stdout and stderr, interleaved as Snakemake wrote them
+
+
+def _batch_main(jobs: dict[str, list[str]], out_dir: str) -> None:
+    """`python tests/test_profiles.py JOBS OUT`: run `snakemake ARGS` for every job, each in a child
+    forked after the slow imports (torch, via the Snakefile's `import adapters`) are done once.
+    Prints {job: exit code} as JSON; each job's output is in OUT/<job>.log."""
+    import adapters  # noqa: F401  (what the Snakefile imports: torch, transformers' config code)
+    import snakemake.api  # noqa: F401
+    import snakemake.cli
+    import tasks  # noqa: F401
+
+    running, codes, queue = {}, {}, list(jobs.items())
+    width = max(2, os.cpu_count() or 2)
+    while queue or running:
+        while queue and len(running) < width:
+            name, args = queue.pop(0)
+            sys.stdout.flush(), sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # child: the Snakemake CLI, output to its log file
+                fd = os.open(os.path.join(out_dir, f"{name}.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(fd, 1), os.dup2(fd, 2)
+                code = 1
+                try:
+                    snakemake.cli.main(args)
+                    code = 0
+                except SystemExit as stop:
+                    code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+                except BaseException:
+                    import traceback
+                    traceback.print_exc()
+                finally:
+                    sys.stdout.flush(), sys.stderr.flush()
+                    os._exit(code)
+            running[pid] = name
+        pid, status = os.wait()
+        codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
+    print(json.dumps(codes))
+
+
+def _run_dry(jobs: dict[str, list[str]], out_dir: Path) -> dict[str, DryRun]:
+    if hasattr(os, "fork"):
+        env = {**_env(), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.run([sys.executable, __file__, json.dumps(jobs), str(out_dir)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        codes = json.loads(proc.stdout.strip().splitlines()[-1])
+        return {name: DryRun(codes[name], (out_dir / f"{name}.log").read_text()) for name in jobs}
+    results = {}  # no fork (Windows): one Snakemake process per job
+    for name, args in jobs.items():
+        proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, env=_env(),
+                              capture_output=True, text=True, timeout=300)
+        results[name] = DryRun(proc.returncode, proc.stdout + proc.stderr)
+    return results
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory) -> dict[str, DryRun]:
+    """All dry runs of the module, planned together (they are import-bound: one import, many plans)."""
+    jobs = {name: _case_args(case) for name, case in CASES.items()} | {"slurm": SLURM_ARGS}
+    return _run_dry(jobs, tmp_path_factory.mktemp("dry_runs"))
+
+
+def _job_stats(stdout: str) -> dict[str, int]:
+    table = stdout.rsplit("Job stats:", 1)[-1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m[1] != "total"}
+
+
+def merged_config(case: Case) -> dict:
+    """The config the workflow sees: the tiny config.yaml, then the files, then `--config`, deep-merged."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load(TINY.read_text())
+    for name in case.configfiles:
+        update_config(config, yaml.safe_load((ROOT / name).read_text()))
+    update_config(config, parse_config(list(case.config)))
+    return config
+
+
+def _validated(case: Case) -> dict:
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(merged_config(case))
+    validate(config, str(SCHEMA))  # also fills the schema's defaults
+    return config
+
+
+def _plan(config: dict) -> tuple[list[str], list[str], list[str], list[int]]:
+    """(variants, all tasks, train tasks, seeds), resolved as workflow/rules/common.smk does."""
+    import tasks as task_registry
+
+    assert isinstance(config["variants"], list), "a paper profile lists its variants explicitly"
+    assert isinstance(config["tasks"], list), "a paper profile lists its tasks explicitly"
+    train_tasks = [t for t in config["tasks"] if not task_registry.get(t).shares_train_with]
+    return config["variants"], config["tasks"], train_tasks, config["seeds"]
+
+
+def _variants(config: dict) -> dict[str, dict]:
+    import adapters
+
+    found = adapters.variants()
+    for name, v in config["define_variants"].items():
+        assert name not in found, f"define_variants.{name} shadows a variant of config/methods"
+        found[name] = {"method": v["method"], "options": v.get("options", {}), "train": v.get("train", {})}
+    return found
+
+
+def _declared(path: Path) -> tuple[int, int, int, int]:
+    text = " ".join(_comment_lines(path))
+    m = re.search(r"Runs: (\d+) variants? × (\d+) .*? × (\d+) seeds? = (\d+) training runs", text)
+    assert m, f"{path.name}: the header declares no 'Runs: V variants × T tasks × S seeds = N training runs'"
+    return tuple(int(g) for g in m.groups())
+
+
+# -- the dry runs ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_profile_plans_offline(name, dry_runs):
+    case, result = CASES[name], dry_runs[name]
+    assert result.returncode == 0, f"snakemake {' '.join(_case_args(case))}\n{result.output[-5000:]}"
+    variants, tasks, train_tasks, seeds = _plan(_validated(case))
+    runs = len(variants) * len(train_tasks) * len(seeds)
+    stats = _job_stats(result.output)
+    assert {k: stats.get(k, 0) for k in COUNTED} == {
+        "task_data": len(tasks), "evaluate_base": len(train_tasks), "train": runs, "evaluate": runs}
+    assert stats.get("base_model", 0) == 0, "paper profiles name a Hub model; the tiny pretraining must not run"
+    if case.declared_in:
+        v, t, s, n = _declared(ROOT / case.declared_in)
+        assert (v, t, s, n) == (len(variants), len(train_tasks), len(seeds), runs), (
+            f"{case.declared_in}: header says {v} × {t} × {s} = {n}, the config plans "
+            f"{len(variants)} × {len(train_tasks)} × {len(seeds)} = {runs}")
+
+
+# -- config checks, no Snakemake process -----------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_profile_config_resolves(name):
+    import tasks as task_registry
+    from training.config import TrainConfig
+
+    case = CASES[name]
+    config = _validated(case)
+    variants, tasks, train_tasks, seeds = _plan(config)
+    assert config["data"]["source"] == "paper"
+    assert config["base_model"]["path"], "a paper profile names its base model (Hub id or path)"
+    assert len(set(seeds)) == len(seeds)
+    known = _variants(config)
+    unknown = [v for v in variants if v not in known]
+    assert not unknown, f"variants {unknown} are neither in config/methods nor in define_variants"
+
+    import adapters
+
+    for task in tasks:  # the paper loaders take the profile's keyword arguments
+        kwargs = config["data"]["paper"].get(task, {})
+        inspect.signature(task_registry.get(task).paper_loader).bind(**kwargs)
+    for v in variants:
+        adapters._registry.resolve_options(known[v]["method"], known[v]["options"])
+        for task in train_tasks:  # the run config exactly as common.smk's run_config builds it
+            spec = task_registry.get(task)
+            run = {**config["train"], **config["task_train"].get(task, {}),
+                   **adapters.method_config(known[v]["method"]).get("train", {}), **known[v]["train"],
+                   **config["variant_train"].get(v, {}),
+                   "model": config["base_model"]["path"], "method": known[v]["method"],
+                   "method_options": known[v]["options"], "data_dir": f"results/x/data/{task}",
+                   "task_kind": "causal_lm" if spec.kind == "causal_lm" else "classification",
+                   "seed": seeds[0], "threads": config["threads"]}
+            cfg = TrainConfig.from_dict(run)
+            assert cfg.max_steps is None or "max_steps" in config["task_train"].get(task, {}), (
+                f"{v}/{task}: max_steps={cfg.max_steps} leaks from the tiny profile; set train.max_steps: null")
+            assert cfg.model_init == "pretrained" and cfg.device == "cuda"
+            for key in ("lr", "head_lr", "weight_decay", "max_grad_norm", "epochs", "warmup_ratio"):
+                value = getattr(cfg, key)
+                assert value is None or isinstance(value, (int, float)), (
+                    f"{v}/{task}: {key}={value!r} is not a number (YAML 1.1 reads 1e-4 as a string: write 1.0e-4)")
+
+
+def _lm_eval_names() -> set[str]:
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None:
+        pytest.skip("lm_eval is not installed")
+    pattern = re.compile(r"""^["']?(?:task|group|tag)["']?\s*:\s*["']?([\w\-.]+)""", re.M)
+    names = set()
+    for path in (Path(spec.origin).parent / "tasks").rglob("*.yaml"):
+        names.update(pattern.findall(path.read_text(errors="ignore")))
+    return names
+
+
+def test_lm_eval_tasks_exist_and_fit():
+    import tasks as task_registry
+
+    names = _lm_eval_names()
+    for name, case in CASES.items():
+        config = _validated(case)
+        for task in config["tasks"]:
+            listed = config["eval"]["lm_eval_tasks"].get(task, [])
+            missing = [t for t in listed if t not in names]
+            assert not missing, f"{name}: eval.lm_eval_tasks.{task} names unknown lm-eval tasks {missing}"
+            if task_registry.get(task).kind != "causal_lm":  # evaluation.evaluate_run refuses them
+                assert not listed, f"{name}: {task} is a classifier task; built-in lm-eval tasks need an LM"
+
+
+# The architectures the profiles name, at full width with one block (enough for names and shapes).
+ARCHITECTURES = {
+    "meta-llama/Llama-2-7b-hf": ("llama", {"hidden_size": 4096, "intermediate_size": 11008,
+                                           "num_attention_heads": 32, "num_key_value_heads": 32}),
+    "meta-llama/Meta-Llama-3-8B": ("llama", {"hidden_size": 4096, "intermediate_size": 14336,
+                                             "num_attention_heads": 32, "num_key_value_heads": 8}),
+    "FacebookAI/roberta-base": ("roberta", {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12}),
+    "FacebookAI/roberta-large": ("roberta", {"hidden_size": 1024, "intermediate_size": 4096,
+                                             "num_attention_heads": 16}),
+    "microsoft/deberta-v3-base": ("deberta-v2", {"hidden_size": 768, "intermediate_size": 3072,
+                                                 "num_attention_heads": 12, "relative_attention": True,
+                                                 "pos_att_type": ["p2c", "c2p"]}),
+    "openai-community/gpt2-medium": ("gpt2", {"n_embd": 1024, "n_head": 16, "bos_token_id": 0, "eos_token_id": 0}),
+    "openai-community/gpt2-large": ("gpt2", {"n_embd": 1280, "n_head": 20, "bos_token_id": 0, "eos_token_id": 0}),
+}
+
+
+@lru_cache(maxsize=None)
+def _meta_model(hub_id: str, causal: bool):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    model_type, dims = ARCHITECTURES[hub_id]
+    layers = {"gpt2": "n_layer"}.get(model_type, "num_hidden_layers")
+    config = AutoConfig.for_model(model_type, vocab_size=256, **{layers: 1}, **dims,
+                                  **({} if causal else {"num_labels": 2}))
+    auto = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
+    with torch.device("meta"):
+        return auto.from_config(config)
+
+
+def test_target_modules_fit_the_models():
+    """Every variant's targets exist in the profile's architecture, leave its head alone, and
+    take the variant's options (ranks within the layers' shapes)."""
+    import adapters
+    import tasks as task_registry
+    from adapters._layer import layer_shape
+    from training.model import task_head_names
+
+    for name, case in CASES.items():
+        config = _validated(case)
+        hub_id = config["base_model"]["path"]
+        assert hub_id in ARCHITECTURES, f"{name}: add {hub_id}'s dimensions to ARCHITECTURES in this test"
+        known = _variants(config)
+        variants, _, train_tasks, _ = _plan(config)
+        for causal in sorted({task_registry.get(t).kind == "causal_lm" for t in train_tasks}):
+            model = _meta_model(hub_id, causal)
+            heads = ["lm_head"] if causal else task_head_names(model)
+            for task in [t for t in train_tasks if (task_registry.get(t).kind == "causal_lm") == causal]:
+                targets_cfg = {**config["train"], **config["task_train"].get(task, {})}.get("target_modules",
+                                                                                         "all-linear")
+                targets = adapters.find_targets(model, targets_cfg)
+                assert targets, f"{name}/{task}: target_modules {targets_cfg} match nothing"
+                if isinstance(targets_cfg, list):  # each name must select something (typos select nothing)
+                    idle = [p for p in targets_cfg if not any(t == p or t.endswith("." + p) for t in targets)]
+                    assert not idle, f"{name}/{task}: target_modules {idle} match no layer of {hub_id}"
+                assert not [t for t in targets if any(t == h or t.startswith(h + ".") for h in heads)], (
+                    f"{name}/{task}: target_modules {targets_cfg} reach into the task head {heads}")
+                for v in variants:
+                    spec = adapters._registry.get_spec(known[v]["method"])
+                    opts = adapters._registry.resolve_options(known[v]["method"], known[v]["options"])
+                    for target in targets:
+                        d_in, d_out = layer_shape(model.get_submodule(target))
+                        problem = spec.layer_cls.check_shape(d_in, d_out, opts)
+                        assert problem is None, f"{name}/{v}/{task}: {target} ({d_in}->{d_out}): {problem}"
+
+
+def test_every_paper_file_is_covered():
+    covered = {f for case in CASES.values() for f in case.configfiles}
+    for path in PAPER.glob("*.yaml"):
+        assert str(path.relative_to(ROOT)) in covered
+    bases = {c.configfiles[0] for c in CASES.values() if len(c.configfiles) == 2}
+    for base in bases:
+        assert (ROOT / base).exists(), f"overlay base {base} is missing"
+
+
+# -- the SLURM profile -----------------------------------------------------------------------------
+# Resources snakemake-executor-plugin-slurm documents (its docs' resource table, GPU and MPI
+# sections, submit_string.py), plus Snakemake's own standard resources.
+PLUGIN_RESOURCES = {"slurm_account", "slurm_partition", "runtime", "constraint", "qos", "mem", "mem_mb",
+                    "mem_mb_per_cpu", "tasks", "tasks_per_node", "tasks_per_gpu", "cpus_per_task",
+                    "cpus_per_gpu", "nodes", "clusters", "cluster", "slurm_cluster", "gpu", "gpu_model",
+                    "gres", "slurm_extra", "mpi"}
+SNAKEMAKE_RESOURCES = {"mem", "mem_mb", "mem_mib", "disk", "disk_mb", "disk_mib", "runtime", "tmpdir"}
+
+
+def _rule_names() -> set[str]:
+    names = set()
+    for path in [ROOT / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")]:
+        names.update(re.findall(r"^rule (\w+):", path.read_text(), re.M))
+    return names
+
+
+def test_slurm_profile_keys():
+    """The plugin is not installed here, so `executor: slurm` cannot be parsed: check the keys
+    against Snakemake's command-line options and the plugin's documented resource names."""
+    from snakemake.cli import get_argument_parser
+
+    profile = yaml.safe_load((SLURM / "config.v8+.yaml").read_text())
+    options = {s[2:] for a in get_argument_parser()._actions for s in a.option_strings if s.startswith("--")}
+    assert not set(profile) - options, f"not Snakemake options: {sorted(set(profile) - options)}"
+    assert profile["executor"] == "slurm"
+    rules = _rule_names()
+    assert not set(profile["set-threads"]) - rules
+    assert not set(profile["set-resources"]) - rules
+    allowed = PLUGIN_RESOURCES | SNAKEMAKE_RESOURCES
+    for where, resources in [("default-resources", profile["default-resources"]), *profile["set-resources"].items()]:
+        assert not set(resources) - allowed, f"{where}: unknown resources {sorted(set(resources) - allowed)}"
+        assert not ("gres" in resources and "gpu" in resources), f"{where}: the plugin refuses gres with gpu"
+        extra = resources.get("slurm_extra")
+        assert extra is None or (extra[0] == extra[-1] == "'"), f"{where}: slurm_extra is one quoted string"
+    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb"} <= set(profile["default-resources"])
+    for rule in GPU_RULES:
+        assert profile["set-resources"][rule].get("gpu") == 1, f"{rule} asks for one GPU"
+    for rule in ("task_data", "base_model", "aggregate", "report"):
+        assert "gpu" not in profile["set-resources"].get(rule, {}), f"{rule} runs on a CPU"
+
+
+def test_slurm_profile_dry_run(dry_runs):
+    """The profile's resources and threads, as the jobs would be submitted (executor overridden)."""
+    result = dry_runs["slurm"]
+    assert result.returncode == 0, result.output[-5000:]
+    jobs = re.findall(r"^rule (\w+):\n(.*?)(?=\n\n|\Z)", result.output, re.M | re.S)
+    seen = set()
+    for rule, body in jobs:
+        resources = re.search(r"resources: (.*)", body)[1]
+        threads = re.search(r"threads: (\d+)", body)
+        if rule in GPU_RULES:
+            assert "gpu=1" in resources.split(", ") and "slurm_partition=CHANGE_ME_gpu_partition" in resources
+            assert threads and int(threads[1]) == 8
+        elif rule == "task_data":
+            assert "gpu=" not in resources and "slurm_partition=CHANGE_ME_cpu_partition" in resources
+        if rule != "all":
+            assert "runtime=" in resources and "slurm_account=" in resources, f"{rule}: {resources}"
+        seen.add(rule)
+    assert {"task_data", *GPU_RULES} <= seen
+
+
+if __name__ == "__main__":
+    _batch_main(json.loads(sys.argv[1]), sys.argv[2])
