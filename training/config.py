@@ -78,6 +78,7 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None = batch_size
 
     def __post_init__(self):
+        _coerce_numbers(self)
         _choice("task_kind", self.task_kind, TASK_KINDS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
@@ -144,3 +145,14 @@ def _check_keys(values: dict[str, Any], where: str) -> None:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown key {key!r} in {where}{hint}; see `python -m training --help` for the keys")
+
+
+def _coerce_numbers(cfg: "TrainConfig") -> None:
+    """YAML 1.1 reads `3e-3` (no dot) as a string: take it as the float it was meant to be."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(f.default, float) and isinstance(value, str):
+            try:
+                setattr(cfg, f.name, float(value))
+            except ValueError:
+                raise ValueError(f"config: {f.name} must be a number, got {value!r}") from None

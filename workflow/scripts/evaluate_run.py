@@ -52,6 +52,7 @@ with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         part = evaluation.evaluate_run(model, tokenizer, name, directory, Path(tmp) / f"{name}.json",
                                        provenance=provenance, limit=sm.params.eval_cfg["limit"],
                                        batch_size=sm.params.eval_cfg["batch_size"],
+                                       max_gen_toks=sm.params.eval_cfg["max_gen_toks"],
                                        lm_eval_tasks=sm.params.eval_cfg["lm_eval_tasks"].get(name, []))
         for key, value in part.items():
             if isinstance(value, dict) and key != "lorabench":
