@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._layer import AdaptedLayer, check_dropout, positive_int, rank_problem
+from ._layer import check_dropout, positive_int
 from ._registry import register
+from .lora import LoRALayer
 
 INITS = ("minor", "principal", "random")
 
@@ -48,25 +49,16 @@ def singular_indices(n_singular: int, r: int, init: str) -> torch.Tensor:
 
 
 @register("milora", MiLoRAOptions)
-class MiLoRALayer(AdaptedLayer):
+class MiLoRALayer(LoRALayer):
+    """LoRA's factors, forward and ΔW; only the initialisation and the residual base differ."""
     persistent_buffers = ("lora_A0", "lora_B0")
 
     def __init__(self, base_layer, options: MiLoRAOptions, shared=None, init_weights=True):
-        super().__init__(base_layer, options)
-        w = base_layer.weight
-        r = options.r
-        self.scaling = options.alpha / r
-        self.dropout = nn.Dropout(options.dropout) if options.dropout > 0 else nn.Identity()
-        self.lora_A = nn.Parameter(torch.zeros(r, self.in_features, dtype=w.dtype, device=w.device))
-        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, dtype=w.dtype, device=w.device))
+        super().__init__(base_layer, options, init_weights=False)
         self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
         self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
         if init_weights:
             self._init_from_svd(options)
-
-    @classmethod
-    def check_shape(cls, d_in, d_out, options):
-        return rank_problem(options.r, d_in, d_out)
 
     @torch.no_grad()
     def _init_from_svd(self, options: MiLoRAOptions) -> None:
@@ -91,13 +83,6 @@ class MiLoRALayer(AdaptedLayer):
         # Built with init_weights=False, the base still holds W0: rebuild W_res from the saved A0, B0.
         super().load_adapter_state(state)
         self._set_residual_base(state["lora_A0"], state["lora_B0"])
-
-    def adapter_forward(self, x):
-        x = self.dropout(x.to(self.lora_A.dtype))
-        return (x @ self.lora_A.T) @ self.lora_B.T * self.scaling
-
-    def delta_out_in(self):
-        return (self.lora_B @ self.lora_A) * self.scaling
 
     def peft_factors(self):
         """Rank 2r over the original base: [B, −B0] [A; A0] · s = s (B A − B0 A0)."""

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from ._hooks import TrainingHooks
-from ._layer import AdaptedLayer, check_dropout, kaiming_uniform_, positive_int, rank_problem
+from ._layer import check_dropout, positive_int, rank_problem
 from ._registry import register
+from .lora import LoRALayer
 
 SCHEDULES = ("constant", "linear", "log_linear", "exp_linear")
 THRESHOLD_MODES = ("textbook", "reference")
@@ -162,17 +163,14 @@ class SoRAHooks(TrainingHooks):
 
 
 @register("sora", SoRAOptions, hooks_cls=SoRAHooks)
-class SoRALayer(AdaptedLayer):
+class SoRALayer(LoRALayer):
+    """LoRA's A (Kaiming) and B (zeros) at rank r_max, scaled by α / r_max, with a gate between them."""
+
     def __init__(self, base_layer, options: SoRAOptions, shared=None, init_weights=True):
-        super().__init__(base_layer, options)
+        super().__init__(base_layer, options, init_weights=init_weights)
         w = base_layer.weight
-        self.scaling = options.alpha / options.r
-        self.dropout = nn.Dropout(options.dropout) if options.dropout > 0 else nn.Identity()
-        self.lora_A = nn.Parameter(torch.zeros(options.r, self.in_features, dtype=w.dtype, device=w.device))
-        self.lora_B = nn.Parameter(torch.zeros(self.out_features, options.r, dtype=w.dtype, device=w.device))
         self.sora_gate = nn.Parameter(torch.zeros(options.r, dtype=w.dtype, device=w.device))
         if init_weights:
-            kaiming_uniform_(self.lora_A)
             nn.init.normal_(self.sora_gate)
 
     @classmethod

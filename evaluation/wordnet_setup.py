@@ -75,10 +75,14 @@ def find_wordnet_dir() -> Path:
     """The first `corpora/wordnet` with all required files under NLTK_DATA (or nltk.data.path)."""
     import nltk
 
-    roots = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p] + list(nltk.data.path)
+    # NLTK_DATA first, then where setup.sh installs it (<repo>/.nltk_data), then nltk's own paths.
+    roots = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p] + [str(DEFAULT_TARGET)]
+    roots += list(nltk.data.path)
     for root in roots:
         candidate = Path(root) / "corpora" / "wordnet"
         if all((candidate / f).is_file() for f in REQUIRED_FILES):
+            if root not in nltk.data.path:
+                nltk.data.path.append(root)  # nltk reads corpora only under its data roots
             return candidate
     raise RuntimeError(
         f"WordNet for METEOR not found under NLTK_DATA={os.environ.get('NLTK_DATA')!r}: {SETUP_HINT}"
