@@ -250,6 +250,7 @@ def test_wordnet_errors_name_the_fix(tmp_path, monkeypatch):
 
     monkeypatch.setenv("NLTK_DATA", str(tmp_path))
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    monkeypatch.setattr("evaluation.wordnet_setup.DEFAULT_TARGET", tmp_path / "not_installed")
     with pytest.raises(RuntimeError, match="python -m evaluation.wordnet_setup"):
         load_wordnet()
 

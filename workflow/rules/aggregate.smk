@@ -1,6 +1,6 @@
 # Stage 5 — aggregation: tidy results, tables per family, paper-vs-ours tables, plots and the
 # replication verdicts (analysis/). Stage 6 — the HTML report: the outputs below marked report()
-# carry captions (workflow/report/*.rst) and categories; `onsuccess` in the Snakefile renders it.
+# carry captions (workflow/report/*.rst) and categories; rule report renders them into report.html.
 
 
 rule aggregate:
@@ -15,16 +15,14 @@ rule aggregate:
                            category="Replication"),
         verdicts=f"{RESULTS}/replication.json",
     params:
-        results=lambda wc, output: os.path.dirname(output.replication),
         base_model=lambda wc: base_model_path(),
     log:
         f"{RESULTS}/logs/aggregate.log",
     threads: 1
     conda:
         ENV
-    shell:
-        "python -m analysis --results {params.results} --out {params.results} --base-model {params.base_model} "
-        "> {log} 2>&1"
+    script:
+        "../scripts/analyze.py"
 
 
 rule report:

@@ -7,8 +7,6 @@ rule base_model:
         config["base_model"]["pretrain_config"],
     output:
         f"{RESULTS}/base_model/config.json",
-    params:
-        out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{RESULTS}/logs/base_model.log",
     threads: 2
@@ -16,5 +14,5 @@ rule base_model:
         mem_mb=4000,
     conda:
         ENV
-    shell:
-        "LORABENCH_THREADS={threads} python -m training.base_model --config {input} --out {params.out_dir} > {log} 2>&1"
+    script:
+        "../scripts/pretrain_base_model.py"
