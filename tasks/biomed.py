@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import random
 
-from tasks.world import Fact, Relation, capitalized
+from tasks.world import Fact, FactWorld, Relation, capitalized
 
 DOMAIN_SEED = 31
 
@@ -43,7 +43,9 @@ RELATIONS = {
 }
 
 
-class DomainWorld:
+class DomainWorld(FactWorld):
+    relations = RELATIONS
+
     def __init__(self, seed: int = DOMAIN_SEED, n_compounds: int = 60):
         rng = random.Random(f"domain:{seed}")
         names = [p + link + s for p in PREFIXES for link in LINKS for s in SUFFIXES]
@@ -68,16 +70,6 @@ class DomainWorld:
 
     def _fill(self, template: str, fact: Fact) -> str:
         return template.format(c=fact.subject, C=capitalized(fact.subject), o=fact.object)
-
-    def statements(self, fact: Fact) -> list[str]:
-        return [self._fill(t, fact) for t in RELATIONS[fact.relation].statements]
-
-    def question(self, fact: Fact) -> str:
-        return self._fill(RELATIONS[fact.relation].question, fact)
-
-    def distractors(self, fact: Fact, rng: random.Random, k: int = 3) -> list[str]:
-        pool = [x for x in self.pools[RELATIONS[fact.relation].object_pool] if x != fact.object]
-        return rng.sample(pool, k)
 
     def vocabulary(self) -> list[str]:
         """The invented names: none of them may occur in the general corpus."""

@@ -126,8 +126,32 @@ RELATIONS = {
 }
 
 
-class World:
+class FactWorld:
+    """What every world of facts offers its generators, given `relations` and `pools` and a `_fill`
+    that puts a fact into a template (the general world here, the biomedical domain in biomed.py)."""
+
+    relations: dict[str, Relation] = {}
+    pools: dict[str, list[str]]
+
+    def _fill(self, template: str, fact: Fact) -> str:
+        raise NotImplementedError
+
+    def statements(self, fact: Fact) -> list[str]:
+        """Every sentence the corpus may use to state `fact`."""
+        return [self._fill(t, fact) for t in self.relations[fact.relation].statements]
+
+    def question(self, fact: Fact) -> str:
+        return self._fill(self.relations[fact.relation].question, fact)
+
+    def distractors(self, fact: Fact, rng: random.Random, k: int = 3) -> list[str]:
+        pool = [x for x in self.pools[self.relations[fact.relation].object_pool] if x != fact.object]
+        return rng.sample(pool, min(k, len(pool)))
+
+
+class World(FactWorld):
     """All entities and facts for one world seed; build it with `build_world(seed)` (cached)."""
+
+    relations = RELATIONS
 
     def __init__(self, seed: int = WORLD_SEED, n_people: int = 150, n_cities: int = 30):
         rng = random.Random(f"world:{seed}")
@@ -191,16 +215,6 @@ class World:
         return template.format(s=s, S=capitalized(s), o=o, a_o=with_article(o), a_s=with_article(s),
                                A_s=capitalized(with_article(s)), pl_s=plural, Pl_s=capitalized(plural))
 
-    def statements(self, fact: Fact) -> list[str]:
-        """Every sentence the corpus may use to state `fact`."""
-        return [self._fill(t, fact) for t in RELATIONS[fact.relation].statements]
-
-    def question(self, fact: Fact) -> str:
-        return self._fill(RELATIONS[fact.relation].question, fact)
-
-    def distractors(self, fact: Fact, rng: random.Random, k: int = 3) -> list[str]:
-        pool = [x for x in self.pools[RELATIONS[fact.relation].object_pool] if x != fact.object]
-        return rng.sample(pool, min(k, len(pool)))
 
     def words(self) -> dict[str, list[str]]:
         """Plain word pools for other generators (kept here so the vocabulary stays one modest set).
