@@ -92,15 +92,21 @@ def _mean_lines(ax, frame: pd.DataFrame, x: str, y: str, by: list[str]) -> None:
             ax.fill_between(stats[x], stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
 
 
-def plot_loss_curves(curves: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+def _curves_per_task(curves: pd.DataFrame, column: str, title: str, ylabel: str, prefix: str,
+                     out_dir: str | Path) -> list[Path]:
+    """One figure per task: `column` against step, a mean line per variant."""
     paths = []
-    if curves.empty or "loss" not in curves:
+    if curves.empty or column not in curves:
         return paths
-    for task, frame in curves.dropna(subset=["loss"]).groupby("task"):
-        fig, ax = _figure(f"{task}: training loss", "step", "loss")
-        _mean_lines(ax, frame, "step", "loss", ["variant"])
-        paths += _finish(fig, ax, Path(out_dir) / f"loss_{task}")
+    for task, frame in curves.dropna(subset=[column]).groupby("task"):
+        fig, ax = _figure(f"{task}: {title}", "step", ylabel)
+        _mean_lines(ax, frame, "step", column, ["variant"])
+        paths += _finish(fig, ax, Path(out_dir) / f"{prefix}_{task}")
     return paths
+
+
+def plot_loss_curves(curves: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    return _curves_per_task(curves, "loss", "training loss", "loss", "loss", out_dir)
 
 
 def plot_uuid_accuracy(runs: pd.DataFrame, out_dir: str | Path, task: str = settings.MEMORIZATION_TASK) -> list[Path]:
@@ -117,14 +123,8 @@ def plot_uuid_accuracy(runs: pd.DataFrame, out_dir: str | Path, task: str = sett
 
 
 def plot_sora_rank(curves: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    paths = []
-    if curves.empty or "live_rank_total" not in curves:
-        return paths
-    for task, frame in curves.dropna(subset=["live_rank_total"]).groupby("task"):
-        fig, ax = _figure(f"{task}: SoRA live rank (non-zero gates, all modules)", "step", "live rank")
-        _mean_lines(ax, frame, "step", "live_rank_total", ["variant"])
-        paths += _finish(fig, ax, Path(out_dir) / f"sora_rank_{task}")
-    return paths
+    return _curves_per_task(curves, "live_rank_total", "SoRA live rank (non-zero gates, all modules)",
+                            "live rank", "sora_rank", out_dir)
 
 
 def plot_spectra(spectra: pd.DataFrame, out_dir: str | Path) -> list[Path]:
