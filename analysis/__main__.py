@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
 from .pipeline import run_analysis
+from .settings import VerdictSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,10 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", choices=["auto", "values", "shape"], default="auto",
                         help="paper tables: compare numbers (values), method order only (shape), or decide by "
                              "profile name (auto: values when the profile is named after the paper)")
+    parser.add_argument("--verdict-settings", type=json.loads, default={}, metavar="JSON",
+                        help='overrides of analysis.settings.VerdictSettings, e.g. \'{"large_rank_from": 32}\'')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     written = run_analysis(args.results, args.out or args.results, base_model=args.base_model,
-                           spectra=not args.no_spectra, compare=None if args.compare == "auto" else args.compare)
+                           spectra=not args.no_spectra, compare=None if args.compare == "auto" else args.compare,
+                           settings=VerdictSettings.from_dict(args.verdict_settings))
     for kind, paths in written.items():
         print(f"{kind}: {len(paths)} file(s)" + (f", e.g. {paths[0]}" if paths else ""))
     return 0

@@ -115,9 +115,14 @@ def variant_identity(variant: str, adapter_config: dict | None, registry: dict) 
 
 
 def role_of(method: str, options: dict) -> str:
-    """The method as the claims name it: MiLoRA with principal init is PiSSA."""
+    """The method as the claims name it: MiLoRA with principal init is PiSSA, MoRA/LoRA with
+    merge-and-restart are ReMoRA/ReLoRA."""
     if method == "milora" and options.get("init", "minor") != "minor":
         return "pissa" if options["init"] == "principal" else f"milora_{options['init']}"
+    if method == "mora" and options.get("remora_every"):
+        return "remora"  # merge-and-switch: MoRA Table 3's own row
+    if method == "lora" and options.get("relora_every"):
+        return "relora"
     return method
 
 

@@ -24,6 +24,9 @@ METRIC_ALIASES = {"perplexity": "word_perplexity"}
 # Forgetting = perplexity on general text after fine-tuning (MiLoRA's WikiText loss, MoRA's C4).
 FORGETTING_TASK = "cpt_general"
 FORGETTING_METRIC = "word_perplexity"
+# MoRA Table 3: pretraining from scratch, perplexity on held-out text (token-level, as C4 perplexity).
+PRETRAIN_TASK = "cpt_scratch"
+PRETRAIN_METRIC = "token_perplexity"
 MEMORIZATION_TASK = "uuid"
 MEMORIZATION_METRIC = "char_acc"
 
@@ -104,3 +107,19 @@ class VerdictSettings:
     init_change_tolerance: float = 1e-4
     # Claim 5: the flatness measure compared (a metric of the "spectrum" rows).
     flatness_metric: str = "effective_rank"
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "VerdictSettings":
+        """Overrides from a profile's `verdicts:` section; tolerances as {points, log_ratio}."""
+        import dataclasses
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values or {}) - set(known))
+        if unknown:
+            raise ValueError(f"verdict settings: unknown key(s) {unknown}; known: {', '.join(known)}")
+        defaults = cls()
+        parsed = {}
+        for key, value in (values or {}).items():
+            if isinstance(getattr(defaults, key), Tolerance):
+                value = Tolerance(**{**dataclasses.asdict(getattr(defaults, key)), **value})
+            parsed[key] = value
+        return cls(**parsed)

@@ -40,7 +40,12 @@ STATEMENTS = {
     3: "SoRA ends with fewer non-zero ranks than it started with, at no loss against LoRA of the start rank.",
     4: "MiLoRA leaves the model's output unchanged at init, and forgets less than PiSSA-style (principal) init.",
     5: "MultiLoRA's ΔW has a flatter normalised singular spectrum than LoRA's.",
+    6: "Pretraining from scratch (MoRA Table 3): MoRA reaches lower perplexity than LoRA, and ReMoRA lower "
+       "than ReLoRA.",
 }
+# Claim 6 is not one of spec/papers.md's five; it is the pretraining comparison of MoRA's Table 3.
+# Its pairs, (A, B) = A should reach lower perplexity than B; a pair missing from the run is skipped.
+PRETRAIN_PAIRS = (("mora", "lora"), ("remora", "relora"), ("remora", "mora"))
 
 
 @dataclass
@@ -275,8 +280,32 @@ def claim_multilora_flatter(runs: pd.DataFrame, s: VerdictSettings) -> Verdict:
     return verdict
 
 
+# --- claim 6 (MoRA Table 3) ---------------------------------------------------------------------
+def claim_mora_pretraining(runs: pd.DataFrame, s: VerdictSettings) -> Verdict:
+    pairs = ", ".join(f"{a} < {b}" for a, b in PRETRAIN_PAIRS)
+    rule = (f"On {settings.PRETRAIN_TASK} (from random init), held-out {settings.PRETRAIN_METRIC} after "
+            f"training, each pair that ran ({pairs}): log(B) − log(A) > 0.")
+    verdict = Verdict(6, STATEMENTS[6], "inconclusive", rule)
+    values = metric_values(runs, settings.PRETRAIN_TASK, [settings.PRETRAIN_METRIC])
+    values = values[values["train_task"].eq(settings.PRETRAIN_TASK)]
+    parts = []
+    for a, b in PRETRAIN_PAIRS:
+        mine, other = values[values["role"].eq(a)], values[values["role"].eq(b)]
+        if mine.empty or other.empty:
+            continue
+        row = compare(f"{a} vs {b}", mine, other, (a, b), settings.PRETRAIN_METRIC, False, 0.0, s)
+        row["params A/B"] = f"{mine['trainable_params'].mean() / other['trainable_params'].mean():.3f}"
+        verdict.evidence.append(row)
+        parts.append(row["verdict"])
+    if not parts:
+        verdict.notes.append(f"no {settings.PRETRAIN_TASK} runs of a pair above (the pretraining comparison "
+                             "needs LoRA/MoRA/ReLoRA/ReMoRA variants under task_variants: cpt_scratch, see config/replication.yaml)")
+    verdict.verdict = combine(parts)
+    return verdict
+
+
 CLAIMS = (claim_mora_memorization, claim_vera_close_to_lora, claim_sora_prunes,
-          claim_milora_init_and_forgetting, claim_multilora_flatter)
+          claim_milora_init_and_forgetting, claim_multilora_flatter, claim_mora_pretraining)
 
 
 def decide_claims(runs: pd.DataFrame, s: VerdictSettings | None = None) -> list[Verdict]:

@@ -5,8 +5,9 @@ import json
 from analysis import settings
 from analysis.collect import to_frame
 from analysis.settings import VerdictSettings
-from analysis.verdicts import (claim_milora_init_and_forgetting, claim_mora_memorization, claim_multilora_flatter,
-                               claim_sora_prunes, claim_vera_close_to_lora, decide_claims, write_replication)
+from analysis.collect import role_of
+from analysis.verdicts import (claim_milora_init_and_forgetting, claim_mora_memorization, claim_mora_pretraining,
+                               claim_multilora_flatter, claim_sora_prunes, claim_vera_close_to_lora, decide_claims, write_replication)
 from test_analysis_data import row, series
 
 S = VerdictSettings()
@@ -135,11 +136,42 @@ def test_claim5_holds_does_not_hold_inconclusive():
     assert claim_multilora_flatter(spectrum_runs([3.0], [2.0]), S).verdict == "holds"  # log 1.5 = 0.405
 
 
+# --- claim 6: MoRA Table 3, pretraining from scratch ----------------------------------------------
+def pretrain_runs(ppl: dict):
+    rows = []
+    for variant, values in ppl.items():
+        rows += series("cpt_scratch", variant, "token_perplexity", values, role=variant)
+    return to_frame(rows)
+
+
+def test_claim6_holds_does_not_hold_inconclusive():
+    held = claim_mora_pretraining(pretrain_runs({"mora": [20.0, 20.5, 19.8], "lora": [30.0, 30.4, 29.9],
+                                                 "remora": [18.0, 18.2, 17.9], "relora": [28.0, 28.5, 27.7]}), S)
+    assert held.verdict == "holds"
+    assert [e["setting"] for e in held.evidence] == ["mora vs lora", "remora vs relora", "remora vs mora"]
+    # log(30/20) = 0.405 on the first pair
+    assert held.evidence[0]["A − B"] == f"{sum(map(__import__('math').log, (30.0 / 20.0, 30.4 / 20.5, 29.9 / 19.8))) / 3:+.3f}"
+    worse = claim_mora_pretraining(pretrain_runs({"mora": [30.0, 30.4, 29.9], "lora": [20.0, 20.5, 19.8]}), S)
+    assert worse.verdict == "does not hold" and len(worse.evidence) == 1  # pairs that did not run are skipped
+    close = claim_mora_pretraining(pretrain_runs({"mora": [20.0], "lora": [21.0]}), S)  # log 1.05 < 0.1, n = 1
+    assert close.verdict == "inconclusive"
+    none = claim_mora_pretraining(pretrain_runs({"lora": [20.0]}), S)
+    assert none.verdict == "inconclusive" and "task_variants" in none.notes[0]
+
+
+def test_restart_variants_have_their_own_role():
+    assert role_of("mora", {"mora_type": 1, "remora_every": 50}) == "remora"
+    assert role_of("mora", {"mora_type": 1, "remora_every": 0}) == "mora"
+    assert role_of("lora", {"r": 8, "relora_every": 50}) == "relora"
+    assert role_of("milora", {"init": "principal"}) == "pissa"
+
+
 def test_replication_files(tmp_path):
     runs = to_frame(uuid_runs([0.90, 0.92, 0.91], [0.40, 0.42, 0.41]).to_dict("records")
                     + spectrum_runs([2.0, 2.1, 1.9], [6.0, 6.2, 5.9]).to_dict("records"))
     verdicts = decide_claims(runs)
-    assert [v.verdict for v in verdicts] == ["holds", "inconclusive", "inconclusive", "inconclusive", "does not hold"]
+    assert [v.verdict for v in verdicts] == ["holds", "inconclusive", "inconclusive", "inconclusive", "does not hold",
+                                             "inconclusive"]
     md_path, json_path = write_replication(verdicts, tmp_path, "tiny")
     md = md_path.read_text()
     assert "| 1 | MoRA beats LoRA" in md and "**Verdict: does not hold**" in md and "## How verdicts are decided" in md

@@ -89,6 +89,24 @@ def test_checkpoint_of_another_config_is_not_resumed(base, lm_task, tmp_path):
     assert result["resumed_from_step"] is None and result["status"] == "ok"
 
 
+# --- snapshots (learning curves) ----------------------------------------------------------
+def test_snapshots_are_the_weights_at_those_steps(base, lm_task, tmp_path):
+    """A snapshot at step 4 of a 10-step run is the final adapter of the same run stopped at 4."""
+    cfg = run_config(base, lm_task, snapshot_steps=[4, 10], schedule="constant")
+    assert train(cfg, tmp_path / "long")["status"] == "ok"
+    assert sorted(p.name for p in (tmp_path / "long" / "snapshots").iterdir()) == ["step4"]  # 10 = the end
+    assert train({**cfg, "max_steps": 4, "snapshot_steps": []}, tmp_path / "short")["status"] == "ok"
+    snap = adapter_tensors(tmp_path / "long" / "snapshots" / "step4")
+    short, final = adapter_tensors(tmp_path / "short"), adapter_tensors(tmp_path / "long")
+    assert snap.keys() == short.keys() and all(torch.equal(snap[k], short[k]) for k in snap)
+    assert not all(torch.equal(snap[k], final[k]) for k in snap)
+    # a fresh (not resumed) run in the same directory does not keep the old run's snapshots
+    assert train({**cfg, "snapshot_steps": [6]}, tmp_path / "long")["status"] == "ok"
+    assert sorted(p.name for p in (tmp_path / "long" / "snapshots").iterdir()) == ["step6"]
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        TrainConfig.from_dict({**cfg, "snapshot_steps": [0]})
+
+
 # --- divergence and the CLI --------------------------------------------------------------
 def test_huge_lr_diverges_with_status_and_step(base, lm_task, tmp_path):
     result = train(run_config(base, lm_task, lr=1e30, max_grad_norm=None, warmup_steps=0, max_steps=30), tmp_path)

@@ -72,6 +72,8 @@ class TrainConfig:
     log_every: int = 1
     checkpoint_every: int = 0        # optimizer steps between checkpoints; 0 = none
     keep_checkpoint: bool = False    # keep the last checkpoint after a successful run
+    snapshot_steps: list = field(default_factory=list)  # save the adapter at these steps too:
+                                     # <out>/snapshots/step<N>/ (learning curves, e.g. MoRA Table 2)
     eval_every: int = 0              # validation loss every N steps; 0 = only at the end
     eval_at_end: bool = True
     eval_max_batches: int | None = None
@@ -104,6 +106,9 @@ class TrainConfig:
             raise ValueError(f"config: warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.pack and self.task_kind != "causal_lm":
             raise ValueError("config: pack applies to causal_lm tasks only")
+        bad = [n for n in self.snapshot_steps if isinstance(n, bool) or not isinstance(n, int) or n < 1]
+        if bad:
+            raise ValueError(f"config: snapshot_steps must be positive step numbers, got {bad}")
         if self.method is None and self.modules_to_save:
             raise ValueError("config: modules_to_save needs a method; with method null every weight trains")
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -112,6 +113,8 @@ class Trainer:
         self.resume_from = checkpoint.latest(out, self.config_hash)
         if self.is_main:
             (out / "train_summary.json").unlink(missing_ok=True)  # it would describe an older run
+            if self.resume_from is None:  # snapshots of an older run would be taken for this one's
+                shutil.rmtree(out / "snapshots", ignore_errors=True)
             atomic_write_json(out / "provenance.json", provenance(cfg.to_dict(), self.config_hash, cfg.seed))
 
         seed_everything(cfg.seed)
@@ -342,6 +345,8 @@ class Trainer:
                 if cfg.eval_every and step % cfg.eval_every == 0 and self.eval_data:
                     self.counters["last_eval"] = self.evaluate()
                     self._log({"step": step, **self.counters["last_eval"]})
+                if step in cfg.snapshot_steps and step < self.total_steps and self.is_main:
+                    self._save_weights(self.out / "snapshots" / f"step{step}")
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < self.total_steps:
                     self._save_checkpoint()
                 if step % cfg.log_every == 0:
@@ -364,14 +369,19 @@ class Trainer:
             self.log_file.write(json.dumps(entry) + "\n")
             self.log_file.flush()
 
+    def _save_weights(self, directory: Path) -> None:
+        """The trained weights: <directory>/adapter, or (full fine-tuning) a model directory."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.cfg.method is None:  # the directory becomes one from_pretrained loads
+            save_model_files(self.raw_model, self.tokenizer, directory)
+        else:
+            adapters.save(self.raw_model, directory / "adapter")
+
     def _finish(self, status: str, **extra) -> dict:
         """Final files: the trained weights (status ok only), then train_summary.json, written last."""
         cfg, out = self.cfg, self.out
         if status == "ok" and self.is_main:
-            if cfg.method is None:  # the run directory becomes a model directory from_pretrained loads
-                save_model_files(self.raw_model, self.tokenizer, out)
-            else:
-                adapters.save(self.raw_model, out / "adapter")
+            self._save_weights(out)
         peak, memory_kind = peak_memory_mb(self.device)
         train_time = self.counters["train_time_s"]
         summary = {

@@ -1,5 +1,6 @@
 """Snakemake entry point: tables, plots and verdicts of one profile (`python -m analysis`)."""
 import contextlib
+import json
 import os
 import sys
 
@@ -8,4 +9,5 @@ from analysis.__main__ import main
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 results = os.path.dirname(sm.output.replication)
 with open(sm.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-    sys.exit(main(["--results", results, "--out", results, "--base-model", sm.params.base_model]))
+    sys.exit(main(["--results", results, "--out", results, "--base-model", sm.params.base_model,
+                   "--verdict-settings", json.dumps(sm.params.verdicts)]))

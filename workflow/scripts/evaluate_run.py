@@ -37,28 +37,52 @@ if summary.get("status") != "ok":
     raise SystemExit(0)
 
 kind = "causal_lm" if spec.kind == "causal_lm" else "classification"
-cfg = TrainConfig.from_dict({"model": sm.params.base_model, "data_dir": data_dirs[0], "task_kind": kind,
-                             "method": None})
-tokenizer = load_tokenizer(cfg)
-model = load_base_model(cfg, tokenizer, spec.num_labels)
-if run_dir:
-    adapters.load(model, Path(run_dir) / "adapter")
-    adapters.merge(model)
-model.eval()
+eval_cfg = sm.params.eval_cfg
 
-merged: dict = {}
-with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
-    for name, directory in zip(task_names, data_dirs):
-        part = evaluation.evaluate_run(model, tokenizer, name, directory, Path(tmp) / f"{name}.json",
-                                       provenance=provenance, limit=sm.params.eval_cfg["limit"],
-                                       batch_size=sm.params.eval_cfg["batch_size"],
-                                       max_gen_toks=sm.params.eval_cfg["max_gen_toks"],
-                                       lm_eval_tasks=sm.params.eval_cfg["lm_eval_tasks"].get(name, []))
+
+def load_model(adapter_dir: Path | None):
+    """The base model with the adapter merged in; a run from random init brings its own base."""
+    own_base = Path(run_dir) / "base_model" if run_dir else None
+    base = str(own_base) if own_base and (own_base / "config.json").exists() else sm.params.base_model
+    cfg = TrainConfig.from_dict({"model": base, "data_dir": data_dirs[0], "task_kind": kind, "method": None})
+    tokenizer = load_tokenizer(cfg)
+    model = load_base_model(cfg, tokenizer, spec.num_labels)
+    if adapter_dir is not None:
+        adapters.load(model, adapter_dir)
+        adapters.merge(model)
+    return model.eval(), tokenizer
+
+
+def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
+    """One eval.json-shaped dict over several suite tasks (the run's task and its probes)."""
+    merged: dict = {}
+    for name, directory in zip(names, directories):
+        part = evaluation.evaluate_run(model, tokenizer, name, directory, tmp / f"{name}.json",
+                                       provenance=provenance, limit=eval_cfg["limit"],
+                                       batch_size=eval_cfg["batch_size"], max_gen_toks=eval_cfg["max_gen_toks"],
+                                       lm_eval_tasks=eval_cfg["lm_eval_tasks"].get(name, []))
         for key, value in part.items():
             if isinstance(value, dict) and key != "lorabench":
                 merged.setdefault(key, {}).update(value)
             else:
                 merged.setdefault(key, value)
         logging.info("%s: %s", name, json.dumps(part.get("results", {}))[:2000])
+    return merged
+
+
+with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+    # Learning curves: the weights the trainer saved at its snapshot_steps, on the run's own task.
+    snapshots = sorted((Path(run_dir) / "snapshots").glob("step*"), key=lambda p: int(p.name[4:])) if run_dir else []
+    for stale in out_path.parent.glob("eval_step*.json") if run_dir else []:
+        stale.unlink()
+    for snapshot in snapshots:
+        step = int(snapshot.name[4:])
+        model, tokenizer = load_model(snapshot / "adapter")
+        result = evaluate(model, tokenizer, task_names[:1], data_dirs[:1], Path(tmp))
+        result["lorabench"] = {**result.get("lorabench", {}), **provenance, "status": "ok", "step": step,
+                               "tasks": task_names[:1]}
+        atomic_write_json(out_path.parent / f"eval_step{step}.json", result)
+    model, tokenizer = load_model(Path(run_dir) / "adapter" if run_dir else None)
+    merged = evaluate(model, tokenizer, task_names, data_dirs, Path(tmp))
 merged["lorabench"] = {**merged.get("lorabench", {}), **provenance, "status": "ok", "tasks": task_names}
 atomic_write_json(out_path, merged)
