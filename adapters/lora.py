@@ -4,15 +4,32 @@
     A (r, d_in): Kaiming-uniform (a=√5, as nn.Linear)     B (d_out, r): zeros  → ΔW = 0 at init
     trainable parameters per layer: r · (d_in + d_out)
 
-Same init and scaling as PEFT's `LoraConfig` (cross-checked in tests/test_adapters_peft.py).
+Same init and scaling as PEFT's `LoraConfig` (cross-checked in tests/test_adapters_methods.py).
+
+ReLoRA (Lialin et al. 2023, arXiv 2307.05695; the ReLoRA row of MoRA's Table 3), `relora_every` = T > 0:
+after every T-th optimizer step, in every layer,
+    W ← W + (α / r) B A                 (merge the cycle's update into the frozen base)
+    A ← Kaiming-uniform (as at init)    B ← 0      (ΔW = 0 again: the output does not change)
+and the trainer, asked by `LoRAHooks`, clears the optimizer state and restarts the LR warmup. After k
+restarts the layer computes W0 + Σ_{i≤k} ΔW_i + (α/r) B A: a sum of rank-r updates, of rank up to
+(k+1)·r, at the trainable cost of one. Σ ΔW_i is kept in the `relora_delta` buffer (base orientation)
+and saved with the adapter, so loading onto a fresh base rebuilds the model; `delta_weight()` stays
+the current cycle's update (merge adds it to a base that already holds the earlier ones).
+One difference from ReLoRA's reference code, which resets only the LoRA parameters' Adam state
+(wholly, or by pruning most of it): the trainer's reset, shared with ReMoRA, clears the whole main
+optimizer state, modules_to_save (trained embeddings, norms, head) included.
+The new A's are drawn from a generator seeded by (run seed, step); see `merge_and_reinit`.
+MiLoRA and SoRA reuse this layer but take no `relora_every` (their options reject it).
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ._hooks import TrainingHooks
 from ._layer import AdaptedLayer, check_dropout, kaiming_uniform_, positive_int, rank_problem
 from ._registry import register
 
@@ -22,13 +39,43 @@ class LoRAOptions:
     r: int
     alpha: float
     dropout: float
+    relora_every: int = 0   # ReLoRA merge-and-reinit period in optimizer steps; 0 = plain LoRA
 
     def __post_init__(self):
         positive_int("r", self.r)
         check_dropout(self.dropout)
+        if isinstance(self.relora_every, bool) or not isinstance(self.relora_every, int) or self.relora_every < 0:
+            raise ValueError(f"relora_every must be an integer ≥ 0 (0 disables ReLoRA; MoRA's Table 3 merges "
+                             f"every 2000 steps), got {self.relora_every!r}")
 
 
-@register("lora", LoRAOptions)
+def merge_and_reinit(model: nn.Module, step: int) -> int:
+    """ReLoRA's restart (at optimizer step `step`) for every ReLoRA layer; returns how many it touched.
+
+    The new A's come from a generator seeded by (the run's torch seed, step), not from the global
+    RNG: DDP replicas' global RNGs drift apart with their own dropout masks, and parameters, unlike
+    gradients, are not synchronised, so every replica must draw the same A's by itself.
+    """
+    seed = random.Random(f"relora:{torch.initial_seed()}:{step}").getrandbits(63)
+    generator = torch.Generator().manual_seed(seed)
+    layers = [m for m in model.modules() if isinstance(m, LoRALayer) and hasattr(m, "relora_delta")]
+    for layer in layers:
+        layer.merge_and_reinit(generator)
+    return len(layers)
+
+
+class LoRAHooks(TrainingHooks):
+    """Calls ReLoRA's merge-and-reinit every `relora_every` steps (nothing when it is 0)."""
+
+    def after_optimizer_step(self, step):
+        every = self.options.relora_every
+        if every and step % every == 0:
+            merge_and_reinit(self.model, step)
+            return {"reset_main_optimizer": True}
+        return {}
+
+
+@register("lora", LoRAOptions, hooks_cls=LoRAHooks)
 class LoRALayer(AdaptedLayer):
     def __init__(self, base_layer, options: LoRAOptions, shared=None, init_weights=True):
         super().__init__(base_layer, options)
@@ -39,6 +86,9 @@ class LoRALayer(AdaptedLayer):
         self.lora_B = nn.Parameter(torch.zeros(self.out_features, options.r, dtype=w.dtype, device=w.device))
         if init_weights:
             kaiming_uniform_(self.lora_A)
+        if getattr(options, "relora_every", 0):  # MiLoRA's and SoRA's options have no such field
+            self.register_buffer("relora_delta", torch.zeros_like(w))  # Σ merged ΔW, base orientation
+            self.persistent_buffers = (*self.persistent_buffers, "relora_delta")
 
     @classmethod
     def check_shape(cls, d_in, d_out, options):
@@ -53,4 +103,29 @@ class LoRALayer(AdaptedLayer):
 
     def peft_factors(self):
         """(A, B) with ΔW = B A: PEFT LoRA factors at scaling 1."""
+        if hasattr(self, "relora_delta") and self.relora_delta.any():
+            raise ValueError("ReLoRA has merged earlier cycles into the base (rank up to (k+1)·r), which a rank-r "
+                             "PEFT LoRA cannot carry; use adapters.export_merged(model, directory)")
         return self.lora_A.detach(), (self.lora_B * self.scaling).detach()
+
+    # --- ReLoRA -------------------------------------------------------------------------
+    @torch.no_grad()
+    def merge_and_reinit(self, generator: torch.Generator | None = None) -> None:
+        """Fold the current update into the base weight, then A as at init (drawn on the CPU from
+        `generator`, the global RNG if None) and B = 0."""
+        if self.merged:
+            raise ValueError("the layer is merged: merging again would add ΔW twice; call adapters.unmerge first")
+        delta = self.delta_weight()
+        self.base_layer.weight.add_(delta.to(self.base_layer.weight.dtype))
+        self.relora_delta.add_(delta.to(self.relora_delta.dtype))
+        self.lora_A.copy_(kaiming_uniform_(torch.empty(self.lora_A.shape), generator))
+        self.lora_B.zero_()
+
+    @torch.no_grad()
+    def load_adapter_state(self, state):
+        # The base weight is not saved: a fresh base lacks the merged cycles, so add what it misses.
+        relora = hasattr(self, "relora_delta") and "relora_delta" in state
+        missing = state["relora_delta"] - self.relora_delta if relora else None
+        super().load_adapter_state(state)
+        if missing is not None:
+            self.base_layer.weight.add_(missing.to(self.base_layer.weight.dtype))

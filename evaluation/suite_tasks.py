@@ -53,6 +53,7 @@ SUITE_TASKS: dict[str, SuiteTask] = {
     "uuid": SuiteTask("lorabench_uuid", ("id", "key", "value")),
     "cpt_domain": _PERPLEXITY,
     "cpt_general": _PERPLEXITY,
+    "cpt_scratch": _PERPLEXITY,
     "sst2": _glue("lorabench_classification"),
     "qnli": _glue("lorabench_classification"),
     "rte": _glue("lorabench_classification"),

@@ -156,10 +156,14 @@ def _not_heldout(namespace: str, draw: Callable[[], str]) -> str:
 
 
 # -- the corpora -----------------------------------------------------------------------------------
-def general_corpus(seed: int, n_docs: int, world_seed: int = WORLD_SEED) -> list[str]:
-    """`n_docs` pretraining documents; deterministic in (seed, n_docs, world_seed)."""
+def general_corpus(seed: int, n_docs: int, world_seed: int = WORLD_SEED, stream: str = "general-corpus") -> list[str]:
+    """`n_docs` pretraining documents; deterministic in (seed, n_docs, world_seed, stream).
+
+    Another `stream` draws other documents of the same mixture (cpt_scratch's training text, so
+    that it is not the base model's corpus); every stream avoids the held-out partition.
+    """
     world = build_world(world_seed)
-    rng = rng_for("general-corpus", world_seed, seed)
+    rng = rng_for(stream, world_seed, seed)
     rounds = FactRounds(world, rng)
     kinds, weights = list(OTHER_KINDS), list(OTHER_KINDS.values())
     docs = []

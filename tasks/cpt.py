@@ -54,24 +54,11 @@ def _tiny(task: str, seed: int, sizes: dict, domain_seed: int = DOMAIN_SEED) -> 
 
 
 # -- paper -----------------------------------------------------------------------------------------
-def _source_rows(source: dict, what: str, columns: tuple[str, ...], **defaults) -> list[dict]:
-    cfg = {**defaults, **(source or {})}
-    unknown = set(cfg) - {"hub_id", "subset", "split", "data_files", "data_dir", "revision", "cache_dir",
-                          "streaming", "max_rows", "text_column"}
-    if unknown:
-        raise ValueError(f"{what}: unknown option(s) {sorted(unknown)}")
-    if not (cfg.get("hub_id") or cfg.get("data_files") or cfg.get("data_dir")):
-        raise ValueError(f"{what}: no source; pass hub_id=<Hub dataset> or data_files=/data_dir=<local files>")
-    cfg.pop("text_column", None)
-    return hub.load_split(cfg.pop("hub_id", None), cfg.pop("subset", None), cfg.pop("split", "train"),
-                          columns=columns, **cfg)
-
-
 def _domain_splits(domain: dict | None, seed: int) -> dict:
     domain = dict(domain or {})
     validation_size, test_size = domain.pop("validation_size", 500), domain.pop("test_size", 500)
     column = domain.get("text_column", "text")
-    rows = _source_rows(domain, "domain corpus (PubMed abstracts)", (column,))
+    rows = hub.source_rows(domain, "domain corpus (PubMed abstracts)", (column,))
     return carve(_texts([row[column] for row in rows if row[column]]), seed, validation_size, test_size)
 
 
@@ -85,8 +72,8 @@ def load_general(*, domain: dict | None = None, general: dict | None = None, val
     """cpt_general: train on the domain corpus; held-out general text (C4 validation) for forgetting."""
     general = dict(general or {})
     column = general.get("text_column", "text")
-    rows = _source_rows(general, "general text (C4)", (column,), hub_id="allenai/c4", subset="en",
-                        split="validation", streaming=True, max_rows=2000)
+    rows = hub.source_rows(general, "general text (C4)", (column,), hub_id="allenai/c4", subset="en",
+                           split="validation", streaming=True, max_rows=2000)
     held = _texts([row[column] for row in rows if row[column]])
     if not 0 < validation_size < len(held):
         raise ValueError(f"cpt_general: validation_size={validation_size} must leave test rows of {len(held)}")
@@ -101,8 +88,8 @@ PUBMEDQA_CHOICES = ["yes", "no", "maybe"]
 def load_domain_qa(*, domain: dict | None = None, qa: dict | None = None, validation_size: int = 500,
                    seed: int = 0) -> dict:
     """cpt_domain_qa: train on the domain corpus; PubMedQA (labelled) as 3-way multiple choice."""
-    rows = _source_rows(qa, "domain QA (PubMedQA)", ("question", "context", "final_decision"),
-                        hub_id="qiaojin/PubMedQA", subset="pqa_labeled")
+    rows = hub.source_rows(qa, "domain QA (PubMedQA)", ("question", "context", "final_decision"),
+                           hub_id="qiaojin/PubMedQA", subset="pqa_labeled")
     choices = [f" {c}" for c in PUBMEDQA_CHOICES]
     questions = []
     for row in rows:

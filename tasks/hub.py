@@ -75,3 +75,18 @@ def load_split(hub_id: str | None, subset: str | None = None, split: str = "trai
     if not rows:
         raise ValueError(f"{where}: no rows")
     return rows
+
+
+def source_rows(source: dict, what: str, columns: tuple[str, ...], **defaults) -> list[dict]:
+    """Rows of the split a loader option dict names (`defaults` fill what it leaves out); `what`
+    names the source in errors. `text_column` is the caller's business and is not passed on."""
+    cfg = {**defaults, **(source or {})}
+    unknown = set(cfg) - {"hub_id", "subset", "split", "data_files", "data_dir", "revision", "cache_dir",
+                          "streaming", "max_rows", "text_column"}
+    if unknown:
+        raise ValueError(f"{what}: unknown option(s) {sorted(unknown)}")
+    if not (cfg.get("hub_id") or cfg.get("data_files") or cfg.get("data_dir")):
+        raise ValueError(f"{what}: no source; pass hub_id=<Hub dataset> or data_files=/data_dir=<local files>")
+    cfg.pop("text_column", None)
+    return load_split(cfg.pop("hub_id", None), cfg.pop("subset", None), cfg.pop("split", "train"),
+                      columns=columns, **cfg)

@@ -1,11 +1,12 @@
 """All tasks by name."""
 from __future__ import annotations
 
-from tasks import arithmetic, commonsense, cpt, e2e, glue, instruct, memorization
+from tasks import arithmetic, commonsense, cpt, e2e, glue, instruct, memorization, pretrain
 from tasks.spec import TaskSpec
 
 _TASKS: dict[str, TaskSpec] = {spec.name: spec for module in (glue, e2e, commonsense, arithmetic, instruct,
-                                                              memorization, cpt) for spec in module.SPECS}
+                                                              memorization, cpt, pretrain)
+                               for spec in module.SPECS}
 
 
 def available() -> list[str]:

@@ -12,8 +12,8 @@ from tasks.__main__ import main as cli_main
 from tasks.biomed import build_domain
 from tasks.world import build_world
 
-ALL_TASKS = ["cola", "commonsense", "cpt_domain", "cpt_domain_qa", "cpt_general", "e2e", "instruct", "math",
-             "mrpc", "qnli", "rte", "sst2", "stsb", "uuid"]
+ALL_TASKS = ["cola", "commonsense", "cpt_domain", "cpt_domain_qa", "cpt_general", "cpt_scratch", "e2e", "instruct",
+             "math", "mrpc", "qnli", "rte", "sst2", "stsb", "uuid"]
 SMALL = {"train": 40, "validation": 7, "test": 11}
 
 
@@ -42,7 +42,7 @@ def test_registry_names_families_and_specs():
     assert tasks.available() == ALL_TASKS
     families = tasks.families()
     assert families["glue"] == ["cola", "mrpc", "qnli", "rte", "sst2", "stsb"]
-    assert families["continual_pretraining"] == ["cpt_domain", "cpt_domain_qa", "cpt_general"]
+    assert families["continual_pretraining"] == ["cpt_domain", "cpt_domain_qa", "cpt_general", "cpt_scratch"]
     assert sorted(n for names in families.values() for n in names) == ALL_TASKS
     assert len(families) == 7
     assert tasks.get("stsb").kind == "regression" and tasks.get("stsb").num_labels == 1
@@ -52,6 +52,9 @@ def test_registry_names_families_and_specs():
     assert tasks.get("math").lm_eval_tasks == ["gsm8k", "minerva_math"]
     assert tasks.get("instruct").lm_eval_tasks == ["mmlu", "ifeval"]
     assert tasks.get("cpt_general").shares_train_with == "cpt_domain"
+    scratch = tasks.get("cpt_scratch")
+    assert (scratch.kind, scratch.metrics, scratch.lm_eval_tasks) == ("causal_lm", ["perplexity"], ["c4"])
+    assert scratch.shares_train_with is None  # trained on its own, from a random init
 
 
 def test_unknown_task_names_the_known_ones():
@@ -223,6 +226,20 @@ def test_domain_facts_are_absent_from_the_general_corpus_and_present_in_the_doma
         assert any(s in train_text for s in domain.statements(fact))
     shared = [tiny[name]["train"] for name in ("cpt_domain", "cpt_domain_qa", "cpt_general")]
     assert [r["target"] for r in shared[0]] == [r["target"] for r in shared[1]] == [r["target"] for r in shared[2]]
+
+
+def test_scratch_pretraining_text_is_general_text_with_disjoint_held_out_documents(tiny):
+    splits = tiny["cpt_scratch"]
+    assert all(r["prompt"] == "" and r["target"] for s in splits.values() for r in s)
+    train = {r["target"] for r in splits["train"]}
+    held = [r["target"] for s in ("validation", "test") for r in splits[s]]
+    assert not train & set(held) and len(set(held)) == len(held) == 400
+    # held-out documents of the general mixture, and a stream of its own: not the base model's corpus
+    assert held == corpus.heldout_general_docs(0, 400)
+    assert [r["target"] for r in splits["train"]] != corpus.general_corpus(0, 4000)
+    start = time.perf_counter()
+    tasks.get("cpt_scratch").generate_tiny(1)
+    assert time.perf_counter() - start < 2
 
 
 def test_heldout_text_and_tiny_eval_items_never_appear_in_the_general_corpus(tiny, general_text):
@@ -453,6 +470,28 @@ def test_continual_pretraining_loaders(tmp_path):
     assert [r["label"] for r in qa["test"]] == [0, 1, 2]
     with pytest.raises(ValueError, match="domain corpus .*no source"):
         tasks.get("cpt_domain").load_paper()
+
+
+def test_scratch_loader_reads_c4_train_and_validation(tmp_path):
+    def c4_rows(split, n):  # allenai/c4's schema
+        return [{"text": f"{split} page {i}." if i != 1 else "", "timestamp": "2019-04-25 12:57:54",
+                 "url": f"https://example.com/{split}/{i}"} for i in range(n)]
+
+    files = {split: write_jsonl(tmp_path / f"c4-{split}.jsonl", c4_rows(split, 8)) for split in ("train", "validation")}
+    splits = tasks.get("cpt_scratch").load_paper(data_files=files, max_rows=5, validation_size=2, test_size=3,
+                                                 cache_dir=str(tmp_path / "c"))
+    # the first max_rows train rows (the empty text dropped); held-out text from the validation split
+    assert [r["target"] for r in splits["train"]] == ["train page 0.", "train page 2.", "train page 3.",
+                                                      "train page 4."]
+    assert [r["target"] for r in splits["validation"]] == ["validation page 0.", "validation page 2."]
+    assert [r["target"] for r in splits["test"]] == ["validation page 3.", "validation page 4."]
+    assert all(r["prompt"] == "" for s in splits.values() for r in s)
+    with pytest.raises(ValueError, match=r"pass data_files as \{split: path\}"):
+        tasks.get("cpt_scratch").load_paper(data_files=files["train"])
+    with pytest.raises(ValueError, match="leaves no test rows; lower validation_size"):
+        tasks.get("cpt_scratch").load_paper(data_files=files, validation_size=7, cache_dir=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="drop split="):
+        tasks.get("cpt_scratch").load_paper(data_files=files, split="train")
 
 
 def test_uuid_paper_source_is_the_generator_at_scale():

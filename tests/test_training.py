@@ -107,6 +107,22 @@ def test_snapshots_are_the_weights_at_those_steps(base, lm_task, tmp_path):
         TrainConfig.from_dict({**cfg, "snapshot_steps": [0]})
 
 
+def test_restart_resets_the_adapters_optimizer_state_only(base, lm_task, tmp_path):
+    """ReMoRA's merge-and-switch (every 4 steps) clears the adapter's Adam moments; a module trained
+    in full beside it (modules_to_save: the LM head) keeps its own, as in ReLoRA's reference code."""
+    from training.trainer import Trainer
+    cfg = TrainConfig.from_dict(run_config(base, lm_task, method="mora", modules_to_save=["lm_head"],
+                                           method_options={"r": 4, "mora_type": 1, "remora_every": 4}))
+    trainer = Trainer(cfg, tmp_path)
+    names = {id(p): n for n, p in trainer.raw_model.named_parameters()}
+    for _ in range(3):
+        trainer._train_step()
+    assert any("lora" in names[id(p)] or "mora" in names[id(p)] for p in trainer.optimizer.state)
+    trainer._train_step()  # step 4: merge-and-switch
+    kept = sorted(names[id(p)] for p in trainer.optimizer.state)
+    assert kept == ["lm_head.weight"] and trainer.optimizer.state[trainer.raw_model.lm_head.weight]["step"] == 4
+
+
 # --- divergence and the CLI --------------------------------------------------------------
 def test_huge_lr_diverges_with_status_and_step(base, lm_task, tmp_path):
     result = train(run_config(base, lm_task, lr=1e30, max_grad_norm=None, warmup_steps=0, max_steps=30), tmp_path)

@@ -182,6 +182,10 @@ class Trainer:
         heads = adapters.adapter_info(self.raw_model)["modules_to_save"] if cfg.method else []
         groups = param_groups(cfg, self.hooks.main_parameters(), heads)
         self.main_params = [p for g in groups for p in g["params"]]
+        # Fully trained modules (embeddings, norms, heads) keep their Adam state through a ReLoRA /
+        # ReMoRA restart; only the adapter's restarts, as in the reference implementations.
+        head_prefixes = tuple(m + "." for m in heads)
+        self.kept_on_reset = {id(p) for name, p in self.raw_model.named_parameters() if name.startswith(head_prefixes)}
         self.optimizer = make_optimizer(cfg, groups)
         self.schedule = LRSchedule(cfg, self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -288,7 +292,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.hooks.zero_grad()
         if action.get("reset_main_optimizer"):
-            self.optimizer.state.clear()
+            for p in [p for p in self.optimizer.state if id(p) not in self.kept_on_reset]:
+                del self.optimizer.state[p]
             self.schedule.restart(step + 1)
         if penalty is not None:
             entry["loss_penalty"] = penalty.detach()
