@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots, reference, tables, verdicts
+from . import plots, reference, sweep, tables, verdicts
 from .collect import collect, collect_curves
 from .files import write_csv
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str | Path | None = None,
                  spectra: bool = True, compare: str | None = None,
                  settings: verdicts.VerdictSettings | None = None) -> dict[str, list[Path]]:
-    """collect → (spectra) → tables → paper tables → plots → verdicts; returns {kind: paths written}."""
+    """collect → (spectra) → tables → paper tables → plots → lr sweep → verdicts; returns {kind: paths written}."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     runs, curves = collect(results_dir), collect_curves(results_dir)
     spectrum_curves = pd.DataFrame()
@@ -37,6 +37,8 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
     written["paper tables"] = [p for paths in paper_tables.values() for p in paths]
     figures = plots.write_plots(runs, curves, spectrum_curves, out_dir)
     written["plots"] = [p for paths in figures.values() for p in paths]
+    written["lr sweep"] = sweep.write_sweep(results_dir, out_dir)  # [] without a sweep/ folder
     decided = verdicts.decide_claims(runs, settings)
-    written["verdicts"] = verdicts.write_replication(decided, out_dir, results_dir.name, settings)
+    written["verdicts"] = verdicts.write_replication(decided, out_dir, results_dir.name, settings,
+                                                     extra=sweep.learning_rates_markdown(results_dir))
     return written

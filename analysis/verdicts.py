@@ -320,7 +320,8 @@ def to_dict(verdicts: list[Verdict], profile: str, s: VerdictSettings | None = N
             "claims": [dataclasses.asdict(v) for v in verdicts]}
 
 
-def to_markdown_report(verdicts: list[Verdict], profile: str) -> str:
+def to_markdown_report(verdicts: list[Verdict], profile: str, extra: str = "") -> str:
+    """replication.md; `extra`: Markdown sections put after the claims (e.g. the chosen learning rates)."""
     lines = [f"# Replication of the seed papers' claims: profile `{profile}`", "",
              "Computed from `tables/runs.csv` by `analysis/verdicts.py`; each verdict is holds, does not hold "
              "or inconclusive. Differences are A − B on a scale where larger means A is better: percentage "
@@ -332,12 +333,14 @@ def to_markdown_report(verdicts: list[Verdict], profile: str) -> str:
         if v.evidence:
             lines.append(to_markdown(pd.DataFrame(v.evidence).fillna("")))
         lines += [f"- {note}" for note in v.notes] + [""]
+    if extra:
+        lines.append(extra)
     lines += ["## How verdicts are decided", "", (__doc__ or "").split("\n\n", 2)[-1].strip(), ""]
     return "\n".join(lines)
 
 
 def write_replication(verdicts: list[Verdict], out_dir: str | Path, profile: str,
-                      s: VerdictSettings | None = None) -> list[Path]:
+                      s: VerdictSettings | None = None, extra: str = "") -> list[Path]:
     out_dir = Path(out_dir)
-    return [write_text(out_dir / "replication.md", to_markdown_report(verdicts, profile)),
+    return [write_text(out_dir / "replication.md", to_markdown_report(verdicts, profile, extra)),
             write_json(out_dir / "replication.json", to_dict(verdicts, profile, s))]

@@ -191,7 +191,7 @@ def test_latex_and_markdown_escaping():
 # --- paper reference data ----------------------------------------------------------------------
 def test_reference_numbers_and_verification_flags():
     ref = reference.load_reference()
-    assert len(ref) == 199 and set(ref["paper"]) == {"MoRA", "MiLoRA", "VeRA", "SoRA"}
+    assert len(ref) == 207 and set(ref["paper"]) == {"MoRA", "MiLoRA", "VeRA", "SoRA"}
     cell = lambda **w: one(ref, **w)["value"]  # noqa: E731
     assert cell(paper="MoRA", table="2", method="MoRA", r=8, column="700") == 87.4
     assert cell(paper="MoRA", table="1", method="LoRA", r=256, column="GSM8K") == 67.9

@@ -87,6 +87,22 @@ def test_dag_runs_end_to_end(finished_run):
     assert len(report) > 100_000 and "replication" in report.lower()
 
 
+def test_lr_sweep_chose_the_lr_the_runs_trained_at(finished_run):
+    """.test/config.yaml sweeps mora6 on sst2 over two lrs (one written `3e-3`, a YAML string)."""
+    work, _ = finished_run
+    results = work / "results" / "test"
+    choice = json.loads((results / "sweep" / "sst2" / "mora6" / "chosen_lr.json").read_text())
+    assert [t["lr"] for t in choice["trials"]] == [3e-4, 3e-3] and choice["chosen_lr"] in (3e-4, 3e-3)
+    assert all(t["status"] == "ok" and t["eval_loss"] > 0 for t in choice["trials"])
+    provenance = json.loads((results / "runs" / "sst2" / "mora6" / "seed0" / "provenance.json").read_text())
+    assert provenance["config"]["lr"] == choice["chosen_lr"]
+    assert sorted(p.name for p in (results / "sweep").glob("*/*")) == ["mora6"]  # nothing else swept
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    assert not runs["run_dir"].astype(str).str.contains("/sweep/").any()  # trials are not results
+    assert len(pd.read_csv(results / "tables" / "lr_sweep.csv")) == 2
+    assert (results / "plots" / "lr_sweep.png").exists()
+
+
 def test_second_run_has_nothing_to_do(finished_run):
     work, env = finished_run
     result = snakemake(work, "-n", "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)

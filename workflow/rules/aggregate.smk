@@ -6,6 +6,7 @@
 rule aggregate:
     input:
         run_outputs(),
+        sweep_outputs(),  # the lr sweep's choices: tables/lr_sweep.*, plots/lr_sweep.*
     output:
         tables=report(directory(f"{RESULTS}/tables"), patterns=["{name}.csv"],
                       caption="../report/tables.rst", category="Tables"),
@@ -16,6 +17,7 @@ rule aggregate:
         verdicts=f"{RESULTS}/replication.json",
     params:
         base_model=lambda wc: base_model_path(),
+        verdicts=config["verdicts"],
     log:
         f"{RESULTS}/logs/aggregate.log",
     threads: 1

@@ -4,6 +4,7 @@ import os
 
 import adapters
 import tasks as task_registry
+from analysis.settings import VerdictSettings
 
 RESULTS = f"results/{config['profile']}"
 ENV = "../../environment.yml"
@@ -38,10 +39,24 @@ TRAIN_TASKS = [t for t in ALL_TASKS if not task_registry.get(t).shares_train_wit
 PROBES = {t: [p for p in task_registry.available() if task_registry.get(p).shares_train_with == t]
           for t in TRAIN_TASKS}
 SEEDS = config["seeds"]
+VerdictSettings.from_dict(config["verdicts"])  # a misspelt key fails now, not after every run
+for _task, _names in config["task_variants"].items():
+    if _task not in TRAIN_TASKS:
+        raise ValueError(f"config task_variants: {_task!r} is not a trained task of this profile "
+                         f"(tasks: {', '.join(TRAIN_TASKS)}); drop it or add it to `tasks`")
+    _select(f"task_variants.{_task}", _names, VARIANTS)
+
+
+def variants_for(task):
+    """The variants trained on `task`: its task_variants entry, else the profile's variants."""
+    return list(config["task_variants"].get(task, RUN_VARIANTS))
+
+
+USED_VARIANTS = sorted({v for t in TRAIN_TASKS for v in variants_for(t)})
 
 wildcard_constraints:
     task="|".join(TRAIN_TASKS + [t for ps in PROBES.values() for t in ps]) or "NONE",
-    variant="|".join(RUN_VARIANTS),
+    variant="|".join(USED_VARIANTS),
     seed=r"\d+",
 
 
@@ -94,7 +109,7 @@ def eval_tasks(task):
 
 
 def run_outputs():
-    runs = [f"{run_dir(t, v, s)}/{f}" for t in TRAIN_TASKS for v in RUN_VARIANTS for s in SEEDS
+    runs = [f"{run_dir(t, v, s)}/{f}" for t in TRAIN_TASKS for v in variants_for(t) for s in SEEDS
             for f in ("train_summary.json", "eval.json")]
     base = [f"{RESULTS}/base_eval/{t}/eval.json" for t in TRAIN_TASKS]
     return runs + base
@@ -102,3 +117,76 @@ def run_outputs():
 
 def final_outputs():
     return [*rules.aggregate.output, f"{RESULTS}/report.html"]
+
+
+# --- learning-rate sweep (config `lr_sweep`; rules in sweep.smk) ---------------------------------
+def _sweep_lr(variant, value):
+    """One grid entry as a float: YAML 1.1 reads `3e-3` (no dot) as a string."""
+    try:
+        lr = float(value)
+    except ValueError:
+        raise ValueError(f"config lr_sweep.grid.{variant}: {value!r} is not a learning rate; "
+                         "write numbers such as 3.0e-4") from None
+    if not lr > 0:
+        raise ValueError(f"config lr_sweep.grid.{variant}: learning rates must be > 0, got {value!r}")
+    return lr
+
+
+def _sweep_grid():
+    """{variant: sorted lrs}; a variant the profile does not train is simply not swept."""
+    grid = {}
+    for variant, values in config["lr_sweep"]["grid"].items():
+        if variant not in VARIANTS:
+            raise ValueError(f"config lr_sweep.grid: unknown variant {variant!r}; known: {', '.join(sorted(VARIANTS))}")
+        lrs = [_sweep_lr(variant, v) for v in values]
+        if len(set(lrs)) < len(lrs):
+            raise ValueError(f"config lr_sweep.grid.{variant}: {values} lists a learning rate twice; drop the repeat")
+        grid[variant] = sorted(lrs)
+    return grid
+
+
+def _sweep_tasks():
+    wanted = config["lr_sweep"]["tasks"]
+    if wanted == "all":
+        return list(TRAIN_TASKS)
+    untrained = [t for t in wanted if t not in TRAIN_TASKS]
+    if untrained:
+        raise ValueError(f"config lr_sweep.tasks: {untrained} not trained by this profile (trained: "
+                         f"{', '.join(TRAIN_TASKS)}); drop them from lr_sweep.tasks or add them to `tasks`")
+    return list(wanted)
+
+
+SWEEP_GRID = _sweep_grid()
+SWEEP_SEED = SEEDS[0] if config["lr_sweep"]["seed"] is None else config["lr_sweep"]["seed"]
+# (task, variant) -> the lrs its sweep tries; empty without a grid, and then no rule of sweep.smk runs.
+SWEEP = {(t, v): SWEEP_GRID[v] for t in (_sweep_tasks() if SWEEP_GRID else []) for v in variants_for(t)
+         if v in SWEEP_GRID}
+
+
+def lr_tag(lr):
+    """An lr as its sweep directory names it (lr0.001, lr5e-05): repr round-trips, so float(tag) == lr."""
+    return repr(float(lr))
+
+
+def sweep_dir(task, variant):
+    return f"{RESULTS}/sweep/{task}/{variant}"
+
+
+def sweep_trials(task, variant):
+    """The train_summary.json of every lr the sweep of (task, variant) tries, in the grid's order."""
+    return [f"{sweep_dir(task, variant)}/lr{lr_tag(lr)}/train_summary.json" for lr in SWEEP[(task, variant)]]
+
+
+def sweep_config(task, variant, lr):
+    """A sweep run: the real runs' config at the sweep seed and this lr. No snapshots (only the end
+    counts), and always the end-of-run validation loss, the score the lr is chosen by."""
+    return {**run_config(task, variant, SWEEP_SEED), "lr": float(lr), "snapshot_steps": [], "eval_at_end": True}
+
+
+def chosen_lr_input(task, variant):
+    """The train rule's extra input: the sweep's choice for a swept (task, variant), else nothing."""
+    return [f"{sweep_dir(task, variant)}/chosen_lr.json"] if (task, variant) in SWEEP else []
+
+
+def sweep_outputs():
+    return [f"{sweep_dir(t, v)}/chosen_lr.json" for t, v in sorted(SWEEP)]

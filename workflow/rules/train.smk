@@ -8,6 +8,7 @@ rule train:
         data=f"{RESULTS}/data/{{task}}/train.jsonl",
         base=base_model_input(),
         method_yaml=lambda wc: method_yaml(wc.variant),
+        chosen_lr=lambda wc: chosen_lr_input(wc.task, wc.variant),  # swept: train at the chosen lr
     output:
         summary=f"{RESULTS}/runs/{{task}}/{{variant}}/seed{{seed}}/train_summary.json",
     params:
