@@ -116,10 +116,12 @@ def load_base(path: str | Path, adapter_dir: str | Path) -> torch.nn.Module:
     classifier when the adapter carries a task head."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     heads = adapters.read_config(adapter_dir)["modules_to_save"]
-    if heads:
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=_head_labels(Path(adapter_dir), heads), dtype=torch.float32).eval()
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    names = {name for name, _ in model.named_modules()}
+    if all(head in names for head in heads):  # e.g. embeddings and lm_head trained in full (pretraining)
+        return model
+    return AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=_head_labels(Path(adapter_dir), heads), dtype=torch.float32).eval()
 
 
 def base_model_path(adapter_dir: Path, explicit: str | Path | None, results_dir: Path | None) -> Path | None:
@@ -161,7 +163,8 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
         if not (adapter_dir / "adapter_config.json").is_file():
             notes.append(f"{run['run_dir']}: no adapter/ to measure")
             continue
-        path = base_model_path(adapter_dir, base_model, results_dir)
+        own = Path(run["run_dir"]) / "base_model"  # a run from random init keeps its own base
+        path = own if (own / "config.json").is_file() else base_model_path(adapter_dir, base_model, results_dir)
         if path is None:
             notes.append(f"{run['run_dir']}: base model not found (pass --base-model)")
             continue

@@ -141,6 +141,7 @@ def learning_rates_markdown(results_dir: str | Path) -> str:
     table.columns.name = None
     lost = trials["status"].ne("ok").sum()
     seeds = ", ".join(str(s) for s in sorted(trials["seed"].dropna().unique()))
+    edges = at_grid_edge(trials)
     return "\n".join([
         "## Learning rates", "",
         to_markdown(table, "Chosen learning rate per task × swept variant (–: not swept there; the configured "
@@ -148,4 +149,16 @@ def learning_rates_markdown(results_dir: str | Path) -> str:
         f"Rule: {RULE}", "",
         f"Sweep seed: {seeds or 'not recorded'}; {len(trials)} trials, {lost} of them diverged or failed. "
         "Every trial: `tables/lr_sweep.md`, `plots/lr_sweep.png`.", "",
+        *([f"At the edge of its grid (the best lr may lie beyond it; widen `lr_sweep.grid`): {', '.join(edges)}.",
+           ""] if edges else []),
     ])
+
+
+def at_grid_edge(trials: pd.DataFrame) -> list[str]:
+    """'task/variant (lr)' for every choice that is the smallest or the largest lr tried."""
+    edges = []
+    for (task, variant), group in trials.groupby(["task", "variant"]):
+        chosen = group.loc[group["chosen"], "lr"]
+        if len(chosen) and len(group) > 1 and chosen.iloc[0] in (group["lr"].min(), group["lr"].max()):
+            edges.append(f"{task}/{variant} ({chosen.iloc[0]:g})")
+    return edges

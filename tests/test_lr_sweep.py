@@ -92,6 +92,14 @@ def test_tables_plot_and_section_from_the_choices(tmp_path):
     assert section.startswith("## Learning rates")
     assert "| sst2 | 0.01 | 0.01 |" in section and "| uuid | 0.001 | – |" in section
     assert "lowest validation loss" in section and "1 of them diverged or failed" in section
+    assert "At the edge of its grid" in section and "sst2/lora (0.01)" in section and "uuid/lora (0.001)" in section
+
+
+def test_a_choice_inside_the_grid_is_not_flagged(tmp_path):
+    write_choice(tmp_path, "sst2", "lora", [(1e-3, summary(eval_loss=0.6)), (3e-3, summary(eval_loss=0.3)),
+                                            (1e-2, summary(eval_loss=0.4))])
+    assert sweep.at_grid_edge(sweep.read_sweep(tmp_path)) == []
+    assert "At the edge" not in sweep.learning_rates_markdown(tmp_path)
 
     from analysis.collect import collect
     assert collect(tmp_path).empty  # the sweep's trials are not results
