@@ -95,6 +95,16 @@ def test_saved_milora_delta_is_the_change_from_the_original_weights(tmp_path):
         assert spectra.init_output_change(tiny_llama(), tmp_path / init) < 1e-5
 
 
+def test_base_of_a_pretraining_run_is_a_causal_lm(tmp_path):
+    """Embeddings, norms and lm_head trained in full (MoRA Table 3) are no classifier head."""
+    model = adapters.apply(tiny_llama(), "lora", TARGETS, r=2, modules_to_save=["embed_tokens", "norm", "lm_head"])
+    adapters.save(model, tmp_path / "adapter")
+    tiny_llama().save_pretrained(tmp_path / "base")
+    base = spectra.load_base(tmp_path / "base", tmp_path / "adapter")
+    assert type(base).__name__ == "LlamaForCausalLM"
+    assert set(spectra.adapter_deltas(base, tmp_path / "adapter")) == set(adapters.adapted_modules(model))
+
+
 @pytest.fixture(scope="module")
 def results_with_adapters(tmp_path_factory):
     """uuid runs of LoRA (rank-1 ΔW), MultiLoRA (two modules, nearly equal) and MiLoRA, 3 seeds each."""
