@@ -129,7 +129,11 @@ def test_twelve_step_run_resets_the_optimizer_every_four_steps(scratch, tmp_path
     result, model, trainer = run(cfg, tmp_path)
     assert result["status"] == "ok" and result["steps"] == 12
     assert asked == [4, 8, 12]
-    assert not trainer.optimizer.state  # cleared by the last restart (step 12)
+    # the last restart (step 12) cleared the adapter's Adam state; the fully trained modules keep theirs
+    names = {id(p): n for n, p in trainer.raw_model.named_parameters()}
+    kept = [names[id(p)] for p in trainer.optimizer.state]
+    assert kept and not any("lora_" in n for n in kept)
+    assert all(n.split(".")[-2] in ("embed_tokens", "lm_head") or "norm" in n for n in kept)
     # each restart starts a new 2-step warmup on top of the linear decay (warmup 2 of 12 steps)
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "train_log.jsonl").read_text().splitlines()
            if "lr" in json.loads(line)]
