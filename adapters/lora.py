@@ -15,9 +15,8 @@ restarts the layer computes W0 + Σ_{i≤k} ΔW_i + (α/r) B A: a sum of rank-r 
 (k+1)·r, at the trainable cost of one. Σ ΔW_i is kept in the `relora_delta` buffer (base orientation)
 and saved with the adapter, so loading onto a fresh base rebuilds the model; `delta_weight()` stays
 the current cycle's update (merge adds it to a base that already holds the earlier ones).
-One difference from ReLoRA's reference code, which resets only the LoRA parameters' Adam state
-(wholly, or by pruning most of it): the trainer's reset, shared with ReMoRA, clears the whole main
-optimizer state, modules_to_save (trained embeddings, norms, head) included.
+As in ReLoRA's reference code, the trainer's reset (shared with ReMoRA) clears only the adapter's
+Adam state: modules_to_save (trained embeddings, norms, head) keep theirs.
 The new A's are drawn from a generator seeded by (run seed, step); see `merge_and_reinit`.
 MiLoRA and SoRA reuse this layer but take no `relora_every` (their options reject it).
 """

@@ -6,6 +6,7 @@ results folder, a task removed since).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -111,8 +112,7 @@ class VerdictSettings:
     @classmethod
     def from_dict(cls, values: dict | None) -> "VerdictSettings":
         """Overrides from a profile's `verdicts:` section; tolerances as {points, log_ratio}."""
-        import dataclasses
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values or {}) - set(known))
         if unknown:
             raise ValueError(f"verdict settings: unknown key(s) {unknown}; known: {', '.join(known)}")

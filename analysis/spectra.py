@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 import adapters
+from training.files import own_base_model_if_any
 
 from . import settings, taskinfo
 
@@ -114,12 +115,12 @@ def _head_labels(adapter_dir: Path, heads: list[str]) -> int:
 def load_base(path: str | Path, adapter_dir: str | Path) -> torch.nn.Module:
     """The base model the adapter in `adapter_dir` was trained on: a causal LM, or a sequence
     classifier when the adapter carries a task head."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
     heads = adapters.read_config(adapter_dir)["modules_to_save"]
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    names = {name for name, _ in model.named_modules()}
+    with torch.device("meta"):  # module names only: no weights allocated or read
+        names = {name for name, _ in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).named_modules()}
     if all(head in names for head in heads):  # e.g. embeddings and lm_head trained in full (pretraining)
-        return model
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     return AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=_head_labels(Path(adapter_dir), heads), dtype=torch.float32).eval()
 
@@ -163,8 +164,8 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
         if not (adapter_dir / "adapter_config.json").is_file():
             notes.append(f"{run['run_dir']}: no adapter/ to measure")
             continue
-        own = Path(run["run_dir"]) / "base_model"  # a run from random init keeps its own base
-        path = own if (own / "config.json").is_file() else base_model_path(adapter_dir, base_model, results_dir)
+        # a run from random init (pretraining) keeps its own base
+        path = own_base_model_if_any(run["run_dir"]) or base_model_path(adapter_dir, base_model, results_dir)
         if path is None:
             notes.append(f"{run['run_dir']}: base model not found (pass --base-model)")
             continue

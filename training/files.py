@@ -25,6 +25,17 @@ PACKAGES = ("lorabench", "torch", "transformers", "peft", "accelerate", "tokeniz
             "datasets", "numpy", "lm-eval")
 
 
+def own_base_model(run_dir: str | Path) -> Path:
+    """Where a run from `model_init: random` keeps the random base its adapter was trained on."""
+    return Path(run_dir) / "base_model"
+
+
+def own_base_model_if_any(run_dir: str | Path) -> Path | None:
+    """That base when the run saved one (complete: config.json is written last), else None."""
+    path = own_base_model(run_dir)
+    return path if (path / "config.json").is_file() else None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

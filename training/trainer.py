@@ -35,8 +35,8 @@ from . import checkpoint
 from .config import TrainConfig
 from .data import (IGNORE, Batch, BatchStream, encode_causal, encode_classification, eval_batches,
                    infer_num_labels, pack, read_jsonl)
-from .files import (atomic_write_json, atomic_write_text, memory_mb, peak_memory_mb, provenance, read_log,
-                    save_model_files)
+from .files import (atomic_write_json, atomic_write_text, memory_mb, own_base_model, peak_memory_mb, provenance,
+                    read_log, save_model_files)
 from .model import attach_method, load_base_model, load_tokenizer, num_trainable, upcast_trainable_
 from .optim import LRSchedule, make_optimizer, param_groups
 
@@ -158,7 +158,7 @@ class Trainer:
         model = load_base_model(cfg, self.tokenizer, self.num_labels)
         if cfg.model_init == "random" and not full and self.is_main and self.resume_from is None:
             # The adapter alone cannot rebuild a randomly initialised model: keep its base weights.
-            with atomic_directory(self.out / "base_model") as tmp:
+            with atomic_directory(own_base_model(self.out)) as tmp:
                 model.save_pretrained(tmp)
                 self.tokenizer.save_pretrained(tmp)
         if self.resume_from is not None and not full:

@@ -19,7 +19,7 @@ import adapters  # noqa: E402
 import evaluation  # noqa: E402
 import tasks  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.files import atomic_write_json  # noqa: E402
+from training.files import atomic_write_json, own_base_model_if_any  # noqa: E402
 from training.model import load_base_model, load_tokenizer  # noqa: E402
 
 torch.set_num_threads(sm.threads)
@@ -42,8 +42,8 @@ eval_cfg = sm.params.eval_cfg
 
 def load_model(adapter_dir: Path | None):
     """The base model with the adapter merged in; a run from random init brings its own base."""
-    own_base = Path(run_dir) / "base_model" if run_dir else None
-    base = str(own_base) if own_base and (own_base / "config.json").exists() else sm.params.base_model
+    own_base = own_base_model_if_any(run_dir) if run_dir else None
+    base = str(own_base or sm.params.base_model)
     cfg = TrainConfig.from_dict({"model": base, "data_dir": data_dirs[0], "task_kind": kind, "method": None})
     tokenizer = load_tokenizer(cfg)
     model = load_base_model(cfg, tokenizer, spec.num_labels)
