@@ -4,12 +4,13 @@
 #   data -> base_model -> train -> evaluate -> aggregate -> report     (workflow/rules/*.smk)
 from snakemake.utils import min_version, validate
 
+from workflow.profile import resolve_profile
+
 min_version("9.0")
 
-
-configfile: "config/config.yaml"
-
-
+# Profiles stand on their own: config/config.yaml (tiny) only when no --configfile is given; a
+# profile building on another names it with `extends:` (workflow/profile.py).
+resolve_profile(config, workflow.overwrite_configfiles)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

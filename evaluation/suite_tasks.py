@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,9 @@ class SuiteTask:
     model_kind: str = "causal"  # "causal" (HFLM) or "classifier" (lorabench-classifier)
     num_labels: int | None = None  # classification: choices are "0" .. num_labels-1
     counts_tokens: bool = False  # process_results takes the model's tokenizer (token perplexity)
+    # Records in the paper loaders' form ({prompt, target}, no choices/check): the papers score
+    # these families with benchmarks (lm-eval tasks), and the suite task becomes this one.
+    heldout: "SuiteTask | None" = None
 
 
 def _glue(template: str, num_labels: int = 2) -> SuiteTask:
@@ -41,15 +44,16 @@ def _glue(template: str, num_labels: int = 2) -> SuiteTask:
 
 _MULTIPLE_CHOICE = SuiteTask("lorabench_multiple_choice", ("id", "prompt", "choices", "label"))
 _PERPLEXITY = SuiteTask("lorabench_perplexity", ("id", "target"), counts_tokens=True)
+_HELDOUT = SuiteTask("lorabench_heldout", ("id", "prompt", "target"), counts_tokens=True)
 
 # Keys are the task names of the `tasks` package (tasks.available()); mnli and qqp are GLUE
 # tasks of the SoRA paper that `tasks` does not generate yet.
 SUITE_TASKS: dict[str, SuiteTask] = {
     "e2e": SuiteTask("lorabench_e2e", ("id", "prompt", "target", "references")),
-    "commonsense": _MULTIPLE_CHOICE,
+    "commonsense": replace(_MULTIPLE_CHOICE, heldout=_HELDOUT),
     "cpt_domain_qa": _MULTIPLE_CHOICE,
     "math": SuiteTask("lorabench_math", ("id", "prompt", "target", "answer")),
-    "instruct": SuiteTask("lorabench_instruction", ("id", "prompt", "target", "check")),
+    "instruct": SuiteTask("lorabench_instruction", ("id", "prompt", "target", "check"), heldout=_HELDOUT),
     "uuid": SuiteTask("lorabench_uuid", ("id", "key", "value")),
     "cpt_domain": _PERPLEXITY,
     "cpt_general": _PERPLEXITY,
@@ -82,6 +86,28 @@ def find_eval_files(data_dir: str | Path, split: str = "test") -> dict[str, Path
     if not files:
         raise ValueError(f"data file {data_dir / f'{split}.jsonl'} (or {split}_<subset>.jsonl) not found")
     return files
+
+
+def _first_record(path: Path) -> dict:
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError:
+                    return {}  # validate_records names the line
+    return {}
+
+
+def spec_for_records(task_name: str, path: Path) -> SuiteTask:
+    """The task's template for this file: its own, or its held-out form for paper-source records
+    (e.g. commonsense_170k's {prompt, target, answer}: the benchmarks come from lm-eval tasks)."""
+    spec = get_suite_task(task_name)
+    first = _first_record(path)
+    if spec.heldout is not None and first and any(c not in first for c in spec.columns) and all(
+            c in first for c in spec.heldout.columns):
+        return spec.heldout
+    return spec
 
 
 def _check_record(record: dict, spec: SuiteTask, where: str) -> None:
@@ -141,9 +167,9 @@ def build_task_configs(
 
     `count_tokens` (text -> token ids, e.g. `HFLM.tok_encode`) enables token perplexity.
     """
-    spec = get_suite_task(task_name)
     configs = []
     for subset, path in find_eval_files(data_dir, split).items():
+        spec = spec_for_records(task_name, path)
         validate_records(path, spec)
         config = load_yaml(TASKS_DIR / f"{spec.template}.yaml", resolve_func=True)
         config["task"] = f"lorabench_{task_name}" + (f"_{subset}" if subset else "")

@@ -76,7 +76,8 @@ def instruction_results(doc: dict, results: list) -> dict:
 
 # -- perplexity: items are (log-likelihood, units) as lm-eval's weighted_perplexity expects -----
 def perplexity_results(doc: dict, results: list, count_tokens: Callable[[str], list] | None = None) -> dict:
-    (loglikelihood,) = results
+    (result,) = results  # loglikelihood_rolling: the log-likelihood; loglikelihood: (it, is_greedy)
+    loglikelihood = result[0] if isinstance(result, (tuple, list)) else result
     text = doc["target"]
     scores = {
         # Same word and byte counts as lm-eval's own loglikelihood_rolling tasks.

@@ -3,8 +3,8 @@
 Cases: every standalone paper profile (a file with `profile:`), every overlay
 (`<base>_<what>.yaml` without `profile:`, used as `--configfile <base>.yaml <overlay>.yaml`), and
 every one-line `--config` override a profile's comments document. Each case must
-  - validate against the workflow's schema, after Snakemake's deep merge onto the tiny
-    config/config.yaml (what the workflow really sees);
+  - validate against the workflow's schema, resolved as the Snakefile resolves it (what the
+    workflow really sees: the profile's files alone, no tiny setting underneath);
   - resolve: every variant's method options (adapters registry), every run's TrainConfig, the
     paper loaders' keyword arguments, the lm-eval task names, and the target modules on the
     architecture the profile names (one layer at full width, on the meta device: no download);
@@ -35,7 +35,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "config" / "paper"
-TINY = ROOT / "config" / "config.yaml"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 SLURM = ROOT / "config" / "profiles" / "slurm"
 GPU_RULES = ("train", "sweep_train", "evaluate", "evaluate_base")
@@ -180,15 +179,18 @@ def _job_stats(stdout: str) -> dict[str, int]:
 
 
 def merged_config(case: Case) -> dict:
-    """The config the workflow sees: the tiny config.yaml, then the files, then `--config`, deep-merged."""
+    """The config the workflow sees: the files, then `--config`, deep-merged, then resolved as the
+    Snakefile resolves it (workflow/profile.py: no tiny settings under a --configfile)."""
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
-    config = yaml.safe_load(TINY.read_text())
+    from workflow.profile import resolve_profile
+
+    config = {}
     for name in case.configfiles:
         update_config(config, yaml.safe_load((ROOT / name).read_text()))
     update_config(config, parse_config(list(case.config)))
-    return config
+    return resolve_profile(config, case.configfiles)
 
 
 def _validated(case: Case) -> dict:

@@ -93,3 +93,22 @@ def upcast_trainable_(model: nn.Module) -> None:
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
+
+
+def resolve_device(name: str) -> torch.device:
+    """The configured device as a torch.device: `auto` = the GPU when one is visible."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("config: device 'cuda' but no GPU is visible; use device 'cpu' or 'auto'")
+    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def load_for_eval(cfg: TrainConfig, num_labels: int | None, adapter_dir: str | Path | None = None):
+    """(model, tokenizer) as a run is evaluated: the base with the adapter merged in, in the run's
+    dtype, on the run's device (a 7B model in fp32 on the host CPU takes days through MMLU)."""
+    tokenizer = load_tokenizer(cfg)
+    model = load_base_model(cfg, tokenizer, num_labels)
+    model.to(resolve_device(cfg.device))
+    if adapter_dir is not None:
+        adapters.load(model, adapter_dir)
+        adapters.merge(model)
+    return model.eval(), tokenizer

@@ -103,6 +103,28 @@ def run_config(task, variant, seed):
     }
 
 
+def eval_placement(task, variant=None, seed=0):
+    """Where a run is evaluated: its training device and dtype (the bare base: the task's)."""
+    cfg = run_config(task, variant, seed) if variant else {**config["train"], **config["task_train"].get(task, {})}
+    return {key: cfg[key] for key in ("device", "dtype") if key in cfg}
+
+
+# One GPU job per GPU. A profile that trains on CUDA gives its GPU rules a `gpu` resource; on the
+# local executor the pool is the number of visible GPUs unless `--resources gpu=N` says otherwise
+# (a cluster executor gets one GPU per job from its profile, config/profiles/slurm).
+def _uses_cuda():
+    placements = [config["train"], *config["task_train"].values(), *config["variant_train"].values(),
+                  *(v["train"] for v in VARIANTS.values())]
+    return any(p.get("device") == "cuda" for p in placements)
+
+
+GPU_PER_JOB = 1 if _uses_cuda() else 0
+if GPU_PER_JOB and workflow.local_exec and "gpu" not in workflow.global_resources:
+    import torch
+
+    workflow.register_resource("gpu", max(1, torch.cuda.device_count()))
+
+
 def eval_tasks(task):
     """The suite tasks one run is evaluated on: its own and the probes sharing its train split."""
     return [task] + PROBES.get(task, [])

@@ -13,12 +13,14 @@ rule evaluate:
         data_dirs=lambda wc: [data_dir(t) for t in eval_tasks(wc.task)],
         base_model=lambda wc: base_model_path(),
         run_dir=lambda wc: run_dir(wc.task, wc.variant, wc.seed),
+        placement=lambda wc: eval_placement(wc.task, wc.variant, wc.seed),
         eval_cfg=config["eval"],
     log:
         f"{RESULTS}/logs/evaluate/{{task}}/{{variant}}/seed{{seed}}.log",
     threads: config["threads"]
     resources:
         mem_mb=4000,
+        gpu=GPU_PER_JOB,
     conda:
         ENV
     script:
@@ -36,12 +38,14 @@ rule evaluate_base:
         data_dirs=lambda wc: [data_dir(t) for t in eval_tasks(wc.task)],
         base_model=lambda wc: base_model_path(),
         run_dir=None,
+        placement=lambda wc: eval_placement(wc.task),
         eval_cfg=config["eval"],
     log:
         f"{RESULTS}/logs/evaluate/{{task}}/base.log",
     threads: config["threads"]
     resources:
         mem_mb=4000,
+        gpu=GPU_PER_JOB,
     conda:
         ENV
     script:

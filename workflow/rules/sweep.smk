@@ -20,6 +20,7 @@ rule sweep_train:
     threads: config["threads"]
     resources:
         mem_mb=4000,
+        gpu=GPU_PER_JOB,
     conda:
         ENV
     script:

@@ -19,6 +19,7 @@ rule train:
     threads: config["threads"]
     resources:
         mem_mb=4000,
+        gpu=GPU_PER_JOB,
     conda:
         ENV
     script:

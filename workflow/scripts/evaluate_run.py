@@ -15,12 +15,11 @@ os.environ["LORABENCH_THREADS"] = str(sm.threads)
 
 import torch  # noqa: E402
 
-import adapters  # noqa: E402
 import evaluation  # noqa: E402
 import tasks  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.files import atomic_write_json, own_base_model_if_any  # noqa: E402
-from training.model import load_base_model, load_tokenizer  # noqa: E402
+from training.model import load_for_eval  # noqa: E402
 
 torch.set_num_threads(sm.threads)
 task_names, data_dirs, run_dir = sm.params.tasks, sm.params.data_dirs, sm.params.run_dir
@@ -41,16 +40,12 @@ eval_cfg = sm.params.eval_cfg
 
 
 def load_model(adapter_dir: Path | None):
-    """The base model with the adapter merged in; a run from random init brings its own base."""
+    """The base model with the adapter merged in, on the run's device and in its dtype; a run from
+    random init brings its own base."""
     own_base = own_base_model_if_any(run_dir) if run_dir else None
-    base = str(own_base or sm.params.base_model)
-    cfg = TrainConfig.from_dict({"model": base, "data_dir": data_dirs[0], "task_kind": kind, "method": None})
-    tokenizer = load_tokenizer(cfg)
-    model = load_base_model(cfg, tokenizer, spec.num_labels)
-    if adapter_dir is not None:
-        adapters.load(model, adapter_dir)
-        adapters.merge(model)
-    return model.eval(), tokenizer
+    cfg = TrainConfig.from_dict({"model": str(own_base or sm.params.base_model), "data_dir": data_dirs[0],
+                                 "task_kind": kind, "method": None, **sm.params.placement})
+    return load_for_eval(cfg, spec.num_labels, adapter_dir)
 
 
 def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
@@ -60,7 +55,8 @@ def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
         part = evaluation.evaluate_run(model, tokenizer, name, directory, tmp / f"{name}.json",
                                        provenance=provenance, limit=eval_cfg["limit"],
                                        batch_size=eval_cfg["batch_size"], max_gen_toks=eval_cfg["max_gen_toks"],
-                                       lm_eval_tasks=eval_cfg["lm_eval_tasks"].get(name, []))
+                                       lm_eval_tasks=eval_cfg["lm_eval_tasks"].get(name, []),
+                                       **({"lm_eval_data": eval_cfg["lm_eval_data"]} if eval_cfg["lm_eval_data"] else {}))
         for key, value in part.items():
             if isinstance(value, dict) and key != "lorabench":
                 merged.setdefault(key, {}).update(value)
@@ -83,6 +79,7 @@ with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
                                "tasks": task_names[:1]}
         atomic_write_json(out_path.parent / f"eval_step{step}.json", result)
     model, tokenizer = load_model(Path(run_dir) / "adapter" if run_dir else None)
+    provenance.update(device=str(model.device), dtype=str(model.dtype).removeprefix("torch."))
     merged = evaluate(model, tokenizer, task_names, data_dirs, Path(tmp))
 merged["lorabench"] = {**merged.get("lorabench", {}), **provenance, "status": "ok", "tasks": task_names}
 atomic_write_json(out_path, merged)
