@@ -24,13 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", choices=["auto", "values", "shape"], default="auto",
                         help="paper tables: compare numbers (values), method order only (shape), or decide by "
                              "profile name (auto: values when the profile is named after the paper)")
+    parser.add_argument("--paper-model", help="the papers.csv model the runs are compared with when their base "
+                                              "model path does not say (e.g. LLaMA-2-7B for a local copy); "
+                                              "default: the profile's in analysis/reference/models.yaml")
     parser.add_argument("--verdict-settings", type=json.loads, default={}, metavar="JSON",
                         help='overrides of analysis.settings.VerdictSettings, e.g. \'{"large_rank_from": 32}\'')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     written = run_analysis(args.results, args.out or args.results, base_model=args.base_model,
                            spectra=not args.no_spectra, compare=None if args.compare == "auto" else args.compare,
-                           settings=VerdictSettings.from_dict(args.verdict_settings))
+                           settings=VerdictSettings.from_dict(args.verdict_settings), paper_model=args.paper_model)
     for kind, paths in written.items():
         print(f"{kind}: {len(paths)} file(s)" + (f", e.g. {paths[0]}" if paths else ""))
     return 0

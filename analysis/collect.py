@@ -12,7 +12,10 @@ A run that failed or diverged still gets a row (metric and value empty) with its
 reason, so tables show it instead of silently dropping it; `status` is the training's, and a
 trained run without eval.json keeps "ok" with reason "no eval.json". Columns: see COLUMNS.
 `source` is the lm-eval task a number comes from, or "train" for numbers of train_summary.json /
-train_log.jsonl (final loss, SoRA's live rank), "spectrum" / "init" for measured ones (spectra.py).
+train_log.jsonl (final loss, end-of-run validation loss, SoRA's live rank), "spectrum" / "init" for
+measured ones (spectra.py). `trainable_params` counts everything trained (a classifier head too),
+`adapter_params` the adapter alone (the papers' count); `base_model` is the run's base model as its
+provenance.json records it (a Hub id or a local path).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from .files import read_json, write_csv
 COLUMNS = [
     "profile", "family", "task", "train_task", "variant", "method", "role", "r", "options", "seed",
     "source", "metric", "filter", "metric_id", "step", "final", "value", "stderr", "higher_is_better",
-    "trainable_params", "wall_time_s", "peak_memory_mb", "tokens_seen", "status", "reason", "run_dir",
+    "trainable_params", "adapter_params", "wall_time_s", "peak_memory_mb", "tokens_seen", "base_model",
+    "status", "reason", "run_dir",
 ]
 SEED_DIR = re.compile(r"seed(\d+)$")
 STEP_FILE = re.compile(r"eval_step(\d+)\.json$")
@@ -134,11 +138,21 @@ def _variant_registry() -> dict:
         return {}
 
 
+def validation_loss(summary: dict, log: list[dict]) -> float | None:
+    """The run's end-of-run validation loss: train_summary.json's eval_loss, else the last logged one."""
+    if _is_number(summary.get("eval_loss")):
+        return float(summary["eval_loss"])
+    logged = [e["eval_loss"] for e in log if _is_number(e.get("eval_loss"))]
+    return float(logged[-1]) if logged else None
+
+
 def train_numbers(summary: dict, adapter_config: dict | None, log: list[dict]) -> dict[str, float]:
-    """Run-level numbers of training: final loss, SoRA's live rank at start and end, init change."""
+    """Run-level numbers of training: final and validation loss, SoRA's live rank at start and end, init change."""
     numbers = {}
     if _is_number(summary.get("final_loss")):
         numbers["final_loss"] = float(summary["final_loss"])
+    if (loss := validation_loss(summary, log)) is not None:
+        numbers["validation_loss"] = loss
     ranks = [e["live_rank_total"] for e in log if _is_number(e.get("live_rank_total"))]
     final_rank = (summary.get("method_stats") or {}).get("live_rank_total", ranks[-1] if ranks else None)
     if final_rank is not None:
@@ -178,6 +192,15 @@ def _adapter_config(run_dir: Path) -> tuple[dict | None, str]:
         return None, str(error)
 
 
+def base_model_of(run_dir: Path) -> str:
+    """The base model the run's provenance.json records (config `model`), "" when unknown."""
+    try:
+        provenance = read_json(run_dir / "provenance.json") or {}
+    except ValueError:
+        return ""
+    return str((provenance.get("config") or {}).get("model") or "")
+
+
 def run_rows(run_dir: Path, profile: str, task: str, variant: str, seed: int | None, registry: dict) -> list[dict]:
     summary, status, reason = _run_status(run_dir)
     adapter_config, error = _adapter_config(run_dir) if variant != "base" else (None, "")
@@ -191,7 +214,8 @@ def run_rows(run_dir: Path, profile: str, task: str, variant: str, seed: int | N
         "role": "base" if variant == "base" else role_of(method, options),
         "r": options.get("r"), "options": json.dumps(options, sort_keys=True), "seed": seed,
         "trainable_params": 0 if variant == "base" else _number(summary.get("trainable_params")),
-        "wall_time_s": _number(summary.get("wall_time_s")),
+        "adapter_params": 0 if variant == "base" else _number(summary.get("adapter_params")),
+        "base_model": base_model_of(run_dir), "wall_time_s": _number(summary.get("wall_time_s")),
         "peak_memory_mb": _number(summary.get("peak_memory_mb")),
         "tokens_seen": _number(summary.get("tokens_seen")), "run_dir": str(run_dir),
     }
@@ -239,11 +263,12 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("seed", "step", "r"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
-    for column in ("value", "stderr", "trainable_params", "wall_time_s", "peak_memory_mb", "tokens_seen"):
+    for column in ("value", "stderr", "trainable_params", "adapter_params", "wall_time_s", "peak_memory_mb",
+                   "tokens_seen"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["final"] = frame["final"].fillna(True).astype(bool)
-    for column in ("reason", "filter", "source", "metric", "metric_id"):
-        frame[column] = frame[column].fillna("").astype(str)
+    for column in ("reason", "filter", "source", "metric", "metric_id", "base_model"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
     return frame
 
 

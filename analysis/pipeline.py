@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str | Path | None = None,
                  spectra: bool = True, compare: str | None = None,
-                 settings: verdicts.VerdictSettings | None = None) -> dict[str, list[Path]]:
+                 settings: verdicts.VerdictSettings | None = None,
+                 paper_model: str | None = None) -> dict[str, list[Path]]:
     """collect → (spectra) → tables → paper tables → plots → lr sweep → verdicts; returns {kind: paths written}."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     runs, curves = collect(results_dir), collect_curves(results_dir)
@@ -33,7 +34,7 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
         written["runs"].append(write_csv(tables_dir / "spectra.csv", spectrum_curves))
     family_tables = tables.write_family_tables(runs, out_dir)
     written["tables"] = [p for paths in family_tables.values() for p in paths]
-    paper_tables = reference.write_paper_tables(runs, out_dir, compare)
+    paper_tables = reference.write_paper_tables(runs, out_dir, compare, paper_model_name=paper_model)
     written["paper tables"] = [p for paths in paper_tables.values() for p in paths]
     figures = plots.write_plots(runs, curves, spectrum_curves, out_dir)
     written["plots"] = [p for paths in figures.values() for p in paths]

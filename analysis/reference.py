@@ -1,15 +1,25 @@
 """The seed papers' published numbers and the "paper | ours | Δ" tables.
 
     reference = load_reference()           # reference/papers.csv: one row per published cell
-    mapping = load_mapping()               # reference/mapping.yaml: paper cell -> our result
-    tables = paper_tables(runs, reference, mapping, mode="values")   # {(paper, table): DataFrame}
+    mapping = load_mapping()               # reference/mapping.yaml: paper table -> our runs and metrics
+    table = paper_table(runs, reference, mapping[0], mode="values", model="LLaMA-2-7B")
+    write_paper_tables(runs, out_dir)      # tables/paper_<paper>_<table>.{csv,md,tex}
 
-`mode` "values" compares numbers (a paper profile: same model, data and hyperparameters); "shape"
-(the tiny profile, or any other setting than the paper's) compares only the ordering of methods
-within each column: a paper rank and our rank replace Δ, and the caption says so.
+A paper row matches runs by what was trained, not by a variant name: our role (lora, mora, pissa,
+milora, vera, sora, relora, remora, multilora), the rank and the options that matter (e.g.
+mora_type). Every variant matching a row (a profile's learning-rate variants) is a candidate, and
+the table's selection rule picks the one reported: the lowest end-of-run validation loss, mean over
+seeds (train_summary.json `eval_loss`; never a test metric), as the papers report their best lr.
+Seeds give the mean with its 95% CI, or (`seeds: median`) the median with min–max, as VeRA does.
+
+`mode` "values" compares numbers, and only with the paper's rows of the run's own model
+(paper_models.py); "shape" (the tiny profile, or any other setting than the paper's) compares
+only the ordering of methods within each column: a paper rank and our rank replace Δ.
 """
 from __future__ import annotations
 
+import json
+import logging
 import math
 from pathlib import Path
 
@@ -19,31 +29,75 @@ import yaml
 
 from . import settings
 from .files import write_csv, write_text
+from .paper_models import paper_model, same_model
 from .render import to_latex, to_markdown
-from .stats import decimals_for, format_summary, summarize
+from .stats import decimals_for, format_summary, summarize, summarize_median
 from .values import metric_values, primary_values
+
+log = logging.getLogger(__name__)
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 LOWER_IS_BETTER_UNITS = ("perplexity", "loss", "M params")
-# Mapping metric ids that name a computed number: the task's headline, or the built-ins' average.
-SPECIAL_METRICS = {"@primary": "auto", "@builtin_mean": "builtin"}
+PRIMARY = "@primary"  # a metric id naming the task's headline number (its suite evaluation)
+STANDARD_SUFFIX = " (lm-eval standard)"
+HEAD_SUFFIX = " incl. head"
+SELECTIONS = ("best_validation",)
+SEED_RULES = ("mean", "median")
+ENTRY_KEYS = {"paper", "table", "title", "rows", "columns", "selection", "seeds"}
+ROW_KEYS = {"method", "r", "role", "options"}
+COLUMN_KEYS = {"task", "metric", "standard", "shape", "step", "transform", "params"}
+RECORD_COLUMNS = ["model", "method", "r", "column", "protocol", "variant", "candidates", "selection", "our r",
+                  "metric_id", "paper", "unit", "verified", "ours", "low", "high", "n", "ours cell"]
 
 
+# --- reference data and mapping --------------------------------------------------------------
 def load_reference(path: str | Path = REFERENCE_DIR / "papers.csv") -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"table": str, "model": str}, keep_default_na=False, na_values={"r": [""]})
     frame["r"] = pd.to_numeric(frame["r"], errors="coerce").astype("Int64")
     frame["verified"] = frame["verified"].astype(str).str.lower().eq("true")
+    duplicated = frame[frame.duplicated(["paper", "table", "model", "method", "r", "column"], keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        raise ValueError(f"{path}: {len(duplicated)} rows publish the same cell twice, e.g. {first['paper']} "
+                         f"table {first['table']} {first['model']} {first['method']} {first['column']}")
     return frame
+
+
+def _check_keys(where: str, given, known: set[str]) -> None:
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
 
 
 def load_mapping(path: str | Path = REFERENCE_DIR / "mapping.yaml") -> list[dict]:
     entries = yaml.safe_load(Path(path).read_text()) or []
     for entry in entries:
         entry["table"] = str(entry["table"])
+        where = f"{path}: {entry.get('paper')} table {entry['table']}"
         for key in ("paper", "rows", "columns"):
             if key not in entry:
-                raise ValueError(f"{path}: entry for {entry.get('paper')} table {entry['table']} lacks {key!r}")
+                raise ValueError(f"{where} lacks {key!r}")
+        _check_keys(where, entry, ENTRY_KEYS)
+        if entry.setdefault("selection", "best_validation") not in SELECTIONS:
+            raise ValueError(f"{where}: selection {entry['selection']!r}; known: {', '.join(SELECTIONS)}")
+        if entry.setdefault("seeds", "mean") not in SEED_RULES:
+            raise ValueError(f"{where}: seeds {entry['seeds']!r}; known: {', '.join(SEED_RULES)}")
+        for row in entry["rows"]:
+            _check_keys(f"{where} row {row}", row, ROW_KEYS)
+            row.setdefault("role", str(row["method"]).lower())
+        for name, column in entry["columns"].items():
+            _check_keys(f"{where} column {name}", column, COLUMN_KEYS)
+            if not column.get("params") and not column.get("metric"):
+                raise ValueError(f"{where} column {name}: give `metric` (ids) or `params`")
     return entries
+
+
+def metric_ids(column: dict, key: str = "metric") -> list[str]:
+    """Every metric id a column names under `key` ({mean: [...]} entries flattened)."""
+    ids = []
+    for item in column.get(key) or []:
+        ids += item["mean"] if isinstance(item, dict) else [item]
+    return ids
 
 
 def comparison_mode(profile: str, paper: str) -> str:
@@ -73,85 +127,210 @@ def _our_step(runs: pd.DataFrame, task: str, step: int, paper_steps: list[int], 
     return min(steps, key=lambda s: abs(s - target))
 
 
-def our_values(runs: pd.DataFrame, column: dict, variant: str, r, paper_steps: list[int], mode: str) -> np.ndarray:
-    """Our per-seed numbers for one paper cell, on the paper's scale."""
+# --- which runs a paper row is ---------------------------------------------------------------
+def _method_defaults(method: str) -> dict:
+    try:
+        import adapters
+        return dict(adapters.method_config(method).get("options") or {})
+    except Exception:  # an unknown method: only the options the run recorded count
+        return {}
+
+
+def row_runs(runs: pd.DataFrame, row: dict) -> pd.DataFrame:
+    """Successful runs of the row's role whose options include the row's `options` (rank apart)."""
+    found = runs[runs["role"].eq(row["role"]) & runs["status"].eq("ok")]
+    wanted = row.get("options") or {}
+    if not wanted or found.empty:
+        return found
+    keep = []
+    for method, options in zip(found["method"], found["options"]):
+        recorded = {**_method_defaults(method), **json.loads(options or "{}")}
+        keep.append(all(recorded.get(k) == v for k, v in wanted.items()))
+    return found[keep]
+
+
+def validation_losses(runs: pd.DataFrame) -> dict[str, float]:
+    """{run_dir: the run's end-of-run validation loss} (collect's "validation_loss" train number)."""
+    rows = runs[runs["source"].eq(settings.TRAIN_SOURCE) & runs["metric"].eq("validation_loss")]
+    return dict(zip(rows["run_dir"], rows["value"]))
+
+
+def choose_variant(values: pd.DataFrame, validation: dict[str, float]) -> tuple[str | None, str]:
+    """The variant a row reports among its candidates, and why: the lowest mean validation loss.
+
+    Only validation numbers choose; a candidate without one cannot be chosen, and with none at
+    all the cell stays empty rather than fall back on a test number.
+    """
+    variants = sorted(set(values["variant"]))
+    if len(variants) == 1:
+        return variants[0], "the only candidate"
+    scores = {}
+    for variant in variants:
+        losses = [validation[d] for d in values.loc[values["variant"].eq(variant), "run_dir"] if d in validation]
+        losses = [x for x in losses if math.isfinite(x)]
+        if losses:
+            scores[variant] = float(np.mean(losses))
+    if not scores:
+        return None, f"no validation loss to choose among {', '.join(variants)}"
+    best = min(scores, key=lambda v: (scores[v], v))
+    listed = ", ".join(f"{v} {scores[v]:.4g}" for v in sorted(scores, key=scores.get))
+    return best, f"lowest validation loss of {len(variants)} ({listed})"
+
+
+# --- our numbers for one cell ----------------------------------------------------------------
+def _run_values(runs: pd.DataFrame, column: dict, ids: list, step: int | None) -> pd.DataFrame:
+    """Per run: variant, seed, run_dir, metric, metric_id and value of a column, on the paper's scale."""
     task = column["task"]
     if column.get("params"):
-        done = runs[runs["task"].eq(task) & runs["variant"].eq(variant) & runs["status"].eq("ok")]
-        done = done if r is None else done[done["r"].eq(r)]
-        return done.drop_duplicates(["train_task", "seed"])["trainable_params"].to_numpy(float) / 1e6
-    step = column.get("step")
-    if step is not None:
-        step = _our_step(runs, task, int(step), paper_steps, mode)
-        if step is None:
-            return np.array([])
-    for metric_id in column["metric"]:  # the first one this variant has
-        if metric_id in SPECIAL_METRICS:
-            found = primary_values(runs, task, source=SPECIAL_METRICS[metric_id])
+        done = runs[runs["task"].eq(task) | runs["train_task"].eq(task)].drop_duplicates("run_dir")
+        key = "trainable_params" if column["params"] == "trainable" else "adapter_params"
+        return pd.DataFrame({"variant": done["variant"], "seed": done["seed"], "run_dir": done["run_dir"],
+                             "metric": key, "metric_id": key,
+                             "value": done[key].to_numpy(float) / 1e6}).dropna(subset="value")
+    for metric_id in ids:  # the first one this set of runs has
+        if isinstance(metric_id, dict):
+            parts = [metric_values(runs, task, [m], step) for m in metric_id["mean"]]
+            keys = ["variant", "seed", "run_dir"]
+            merged = parts[0][keys + ["metric"]].assign(value=parts[0]["value"])
+            for part in parts[1:]:  # a run counts only with every part
+                merged = merged.merge(part[keys + ["value"]], on=keys, suffixes=("", "_next"))
+                merged["value"] = merged["value"] + merged.pop("value_next")
+            found = merged.assign(value=merged["value"] / len(parts), metric_id="mean(" + ", ".join(metric_id["mean"]) + ")")
+        elif metric_id == PRIMARY:
+            found = primary_values(runs, task, source="suite").assign(metric_id=PRIMARY)
         else:
             found = metric_values(runs, task, [metric_id], step)
-        found = found[found["variant"].eq(variant)]
-        if r is not None:
-            found = found[found["r"].eq(r)]
         if len(found):
             break
     else:
-        return np.array([])
+        return pd.DataFrame(columns=["variant", "seed", "run_dir", "metric", "metric_id", "value"])
     values = found["value"].to_numpy(float)
-    if column.get("transform") == "log":
-        return np.log(values)
-    return values * settings.display_scale(found["metric"].iloc[0])
+    metric = found["metric"].iloc[0]
+    values = np.log(values) if column.get("transform") == "log" else values * settings.display_scale(metric)
+    return found[["variant", "seed", "run_dir", "metric", "metric_id"]].assign(value=values)
+
+
+def cell_values(runs: pd.DataFrame, column: dict, ids: list, step: int | None,
+                validation: dict[str, float]) -> tuple[pd.DataFrame, list[str], str | None, str]:
+    """(the chosen variant's per-seed values, the candidates, the chosen variant, why)."""
+    values = _run_values(runs, column, ids, step)
+    if values.empty:
+        return values, [], None, "no run has this number"
+    variant, why = choose_variant(values, validation)
+    return values[values["variant"].eq(variant)], sorted(set(values["variant"])), variant, why
+
+
+# --- one table -------------------------------------------------------------------------------
+def table_models(ref: pd.DataFrame) -> list[str]:
+    """The table's models in papers.csv order ("" when the paper does not say)."""
+    return list(dict.fromkeys(ref["model"]))
 
 
 def _rank(values: pd.Series, lower_is_better: bool) -> pd.Series:
     return values.rank(ascending=lower_is_better, method="min").astype("Int64")
 
 
-def paper_table(runs: pd.DataFrame, reference: pd.DataFrame, entry: dict, mode: str) -> pd.DataFrame:
-    """Long format: method, r, column, paper, ours (cell), then Δ (values) or the two ranks (shape)."""
+def _paper_cell(ref: pd.DataFrame, entry: dict, row: dict, column_name: str, r) -> pd.Series:
+    cell = ref[ref["method"].eq(row["method"]) & ref["column"].eq(str(column_name))]
+    if r is not None:
+        cell = cell[cell["r"].eq(r)]
+    if cell.empty:
+        raise ValueError(f"mapping: no published value for {entry['paper']} table {entry['table']} "
+                         f"{row['method']} r={r} {column_name}")
+    return cell.iloc[0]
+
+
+def _row_rank(ref: pd.DataFrame, row: dict):
+    """The row's rank: the mapping's, else the one papers.csv gives the method for this model."""
+    if row.get("r") is not None:
+        return int(row["r"])
+    ranks = {int(r) for r in ref.loc[ref["method"].eq(row["method"]), "r"].dropna()}
+    return ranks.pop() if len(ranks) == 1 else None
+
+
+def paper_table(runs: pd.DataFrame, reference: pd.DataFrame, entry: dict, mode: str,
+                model: str | None = None) -> pd.DataFrame:
+    """Long format, one record per paper cell (RECORD_COLUMNS), then Δ (values) or the two ranks (shape).
+
+    values: only the rows of `model` (the runs' base model as papers.csv names it); a table without
+    that model gives no records. shape: the table's first model.
+    """
     ref = reference[reference["paper"].eq(entry["paper"]) & reference["table"].eq(entry["table"])]
-    paper_ranks = sorted({int(row["r"]) for row in entry["rows"] if row.get("r") is not None})
+    models = table_models(ref)
+    if mode == "values":
+        chosen = next((m for m in models if m == "" or same_model(m, model or "")), None)
+        if chosen is None:
+            return pd.DataFrame(columns=RECORD_COLUMNS + ["Δ"])
+    else:
+        chosen = models[0] if models else ""
+    ref = ref[ref["model"].eq(chosen)]
+    ranks = {id(row): _row_rank(ref, row) for row in entry["rows"]}
+    paper_ranks = sorted({r for r in ranks.values() if r is not None})
     paper_steps = [int(c["step"]) for c in entry["columns"].values() if c.get("step") is not None]
+    validation = validation_losses(runs)
+    summarise = summarize_median if entry["seeds"] == "median" else summarize
     records = []
     for column_name, column in entry["columns"].items():
+        step = column.get("step")
+        if step is not None:
+            step = _our_step(runs, column["task"], int(step), paper_steps, mode)
+        kinds = [("paper", str(column_name), column.get("metric") or [])]
+        if column.get("standard"):
+            kinds.append(("lm-eval standard", f"{column_name}{STANDARD_SUFFIX}", column["standard"]))
+        if column.get("params") and column["params"] != "trainable":
+            kinds.append(("trainable", f"{column_name}{HEAD_SUFFIX}", []))
         for row in entry["rows"]:
-            cell = ref[ref["method"].eq(row["method"]) & ref["column"].eq(str(column_name))]
-            if row.get("r") is not None:
-                cell = cell[cell["r"].eq(row["r"])]
-            if row.get("model"):
-                cell = cell[cell["model"].eq(row["model"])]
-            if cell.empty:
-                raise ValueError(f"mapping: no published value for {entry['paper']} table {entry['table']} "
-                                 f"{row['method']} r={row.get('r')} {column_name}")
-            variant_ranks = [int(r) for r in runs.loc[runs["variant"].eq(row["variant"]), "r"].dropna()]
-            our_r = match_rank(row.get("r"), paper_ranks, variant_ranks, mode)
-            values = our_values(runs, column, row["variant"], our_r, paper_steps, mode)
-            summary = summarize(values)
-            records.append({"method": row["method"], "r": row.get("r", ""), "variant": row["variant"],
-                            "our r": "" if our_r in (None, -1) else our_r, "column": str(column_name),
-                            "paper": float(cell["value"].iloc[0]), "unit": cell["unit"].iloc[0],
-                            "verified": bool(cell["verified"].iloc[0]), "ours": summary.mean, "n": summary.n,
-                            "ours cell": format_summary(summary)})
-    table = pd.DataFrame(records)
+            cell = _paper_cell(ref, entry, row, column_name, ranks[id(row)])
+            candidates = row_runs(runs, row)
+            our_r = match_rank(ranks[id(row)], paper_ranks, [int(r) for r in candidates["r"].dropna()], mode)
+            if our_r is not None:
+                candidates = candidates[candidates["r"].eq(our_r)]
+            for protocol, name, ids in kinds:
+                if mode == "shape" and protocol == "paper":  # the tiny profiles' own evaluations
+                    ids = ids + (column.get("shape") or [])
+                spec = {**column, "params": "trainable"} if protocol == "trainable" else column
+                if step is None and column.get("step") is not None:
+                    values, pool, variant, why = pd.DataFrame(columns=["value", "metric_id"]), [], None, "no step"
+                else:
+                    values, pool, variant, why = cell_values(candidates, spec, ids, step, validation)
+                summary = summarise(values["value"])
+                paper = float(cell["value"]) if protocol != "trainable" else math.nan
+                records.append({
+                    "model": chosen, "method": row["method"], "r": "" if ranks[id(row)] is None else ranks[id(row)],
+                    "column": name, "protocol": protocol, "variant": variant or "", "candidates": " ".join(pool),
+                    "selection": why, "our r": "" if our_r in (None, -1) else our_r,
+                    "metric_id": values["metric_id"].iloc[0] if len(values) else "", "paper": paper,
+                    "unit": cell["unit"], "verified": bool(cell["verified"]), "ours": summary.mean,
+                    "low": summary.low, "high": summary.high, "n": summary.n, "ours cell": format_summary(summary)})
+    table = pd.DataFrame(records, columns=RECORD_COLUMNS)
     if mode == "values":
         table["Δ"] = table["ours"] - table["paper"]
     else:
         lower = table["unit"].isin(LOWER_IS_BETTER_UNITS)
         for source, target in (("paper", "paper rank"), ("ours", "our rank")):
-            table[target] = pd.concat([_rank(group[source], bool(lower[group.index].all()))
+            table[target] = pd.concat([_rank(group[source].astype(float), bool(lower[group.index].all()))
                                        for _, group in table.groupby("column", sort=False)])
     return table
 
 
+# --- rendering -------------------------------------------------------------------------------
 def display(table: pd.DataFrame, mode: str) -> pd.DataFrame:
     """The table as strings: numbers to the paper's precision, unverified numbers marked."""
     def number(x):
         return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{decimals_for(x)}f}"
+
+    def ours(variant, r, our_r, candidates):
+        if not variant:
+            return "—"
+        n = len(candidates.split())
+        return variant + (f" (r={our_r})" if our_r not in ("", r) else "") + (f", best of {n}" if n > 1 else "")
+
     shown = pd.DataFrame({
-        "method": table["method"], "r": table["r"].astype(str), "ours": table["variant"] + table["our r"].map(
-            lambda r: f" (r={r})" if r != "" else ""),
+        "model": table["model"], "method": table["method"], "r": table["r"].astype(str),
+        "ours": [ours(*x) for x in zip(table["variant"], table["r"], table["our r"], table["candidates"])],
         "column": table["column"],
-        "paper": [number(p) + ("" if v else " (unverified)") for p, v in zip(table["paper"], table["verified"])],
+        "paper": [number(p) + ("" if v or math.isnan(p) else " (unverified)")
+                  for p, v in zip(table["paper"], table["verified"])],
         "ours value": table["ours cell"]})
     if mode == "values":
         shown["Δ"] = ["—" if math.isnan(d) else f"{d:+.{decimals_for(p)}f}"
@@ -162,29 +341,72 @@ def display(table: pd.DataFrame, mode: str) -> pd.DataFrame:
     return shown
 
 
-def caption(entry: dict, profile: str, mode: str) -> str:
+def selection_text(entry: dict) -> str:
+    """The table's selection rule, as its caption states it."""
+    seeds = ("ours = the median over seeds [min–max], as the paper reports the median of its runs"
+             if entry["seeds"] == "median" else "ours = mean over seeds with 95% CI (min–max where n = 2)")
+    return (" Selection: a row's candidates are all our variants of its method, rank and options (one per "
+            "learning rate); the one with the lowest end-of-run validation loss (mean over seeds) is "
+            "reported and named under 'ours' — never chosen on a test number. " + seeds + ".")
+
+
+def caption(entry: dict, profile: str, mode: str, table: pd.DataFrame | None = None) -> str:
     text = f"{entry.get('title', entry['paper'] + ' ' + entry['table'])}. Profile {profile}."
+    models = sorted({m for m in table["model"] if m}) if table is not None else []
+    if mode == "values" and models:
+        text += f" Compared with the paper's {', '.join(models)} rows only (the runs' base model)."
+    elif mode == "values" and table is not None:
+        text += " The paper does not name these rows' model: compared whatever our base model."
+    if any(c.get("standard") for c in entry["columns"].values()):
+        text += (f" Columns marked{STANDARD_SUFFIX} use lm-eval's standard task (its own prompts and "
+                 "scoring, not the paper's protocol): for reference only.")
+    if any(c.get("params") for c in entry["columns"].values()):
+        text += (" Parameters in millions: the adapter alone, as the paper counts them; 'incl. head' adds a "
+                 "trained task head.")
+    text += selection_text(entry)
     if mode == "shape":
         return text + (" Shape only: this profile's model, data and scale differ from the paper's, so the "
                        "numbers are not comparable; compare the order of methods (ranks, 1 = best) within each column.")
-    return text + " Δ = ours − paper; ours = mean over seeds with 95% CI (min–max where n = 2)."
+    return text + " Δ = ours − paper."
+
+
+def run_models(runs: pd.DataFrame, declared: str | None = None) -> pd.Series:
+    """Each run row's papers.csv model (paper_models.paper_model), "" when nothing says."""
+    cache = {}
+    for key in zip(runs["base_model"], runs["profile"]):
+        if key not in cache:
+            cache[key] = paper_model(key[0], key[1], declared) or ""
+    return pd.Series([cache[k] for k in zip(runs["base_model"], runs["profile"])], index=runs.index, dtype=str)
 
 
 def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None = None,
-                       reference: pd.DataFrame | None = None,
-                       mapping: list[dict] | None = None) -> dict[str, list[Path]]:
-    """tables/paper_<paper>_<table>.{csv,md,tex} for every mapped table with at least one of our numbers."""
+                       reference: pd.DataFrame | None = None, mapping: list[dict] | None = None,
+                       paper_model_name: str | None = None) -> dict[str, list[Path]]:
+    """tables/paper_<paper>_<table>.{csv,md,tex} for every mapped table with at least one of our numbers.
+
+    Values mode compares each run with its own model's rows: the recognised base model, else
+    `paper_model_name` (a profile's declaration), else the profile's model in models.yaml.
+    """
     reference = load_reference() if reference is None else reference
     mapping = load_mapping() if mapping is None else mapping
     profile = runs["profile"].iloc[0] if len(runs) else ""
+    models = run_models(runs, paper_model_name)
     written = {}
     for entry in mapping:
         entry_mode = mode or comparison_mode(profile, entry["paper"])
-        table = paper_table(runs, reference, entry, entry_mode)
+        if entry_mode == "values":
+            parts = [paper_table(runs[models.eq(m)], reference, entry, "values", m) for m in sorted(set(models))]
+            parts = [p for p in parts if len(p)]
+            table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RECORD_COLUMNS)
+            if not parts and len(runs):
+                log.info("paper table %s %s: no rows of our model(s) %s", entry["paper"], entry["table"],
+                         sorted(set(models)) or "unknown")
+        else:
+            table = paper_table(runs, reference, entry, "shape")
         if table["n"].sum() == 0:
             continue
         stem = Path(out_dir) / "tables" / f"paper_{entry['paper']}_{entry['table']}".replace(" ", "_")
-        shown, text = display(table, entry_mode), caption(entry, profile, entry_mode)
+        shown, text = display(table, entry_mode), caption(entry, profile, entry_mode, table)
         written[f"{entry['paper']} {entry['table']}"] = [
             write_csv(f"{stem}.csv", table),
             write_text(f"{stem}.md", f"# {entry['paper']} table {entry['table']}\n\n" + to_markdown(shown, text)),

@@ -12,7 +12,8 @@ from scipy import stats as scipy_stats
 @dataclass(frozen=True)
 class Summary:
     """n values as mean with an interval: kind "ci" (n ≥ 3: mean ± t·s/√n), "range" (n = 2:
-    min–max, as a CI from two seeds is too wide to say anything), "single" (n = 1), "empty"."""
+    min–max, as a CI from two seeds is too wide to say anything), "single" (n = 1), "empty"; or
+    kind "median" (summarize_median: `mean` holds the median, low–high the min–max)."""
     n: int
     mean: float
     low: float
@@ -53,6 +54,14 @@ def summarize(values, confidence: float = 0.95) -> Summary:
     return Summary(n, mean, mean - half, mean + half, "ci", std)
 
 
+def summarize_median(values) -> Summary:
+    """The median with the min–max range, as papers that report "the median of 5 runs" (VeRA)."""
+    x = _finite(values)
+    if len(x) < 2:
+        return summarize(x)
+    return Summary(len(x), float(np.median(x)), float(x.min()), float(x.max()), "median", float(x.std(ddof=1)))
+
+
 def decimals_for(value: float) -> int:
     """Digits after the point: 1 from 10 up (85.2), 2 from 1 (8.81), 3 from 0.01 (0.734), then
     three significant digits (0.000123)."""
@@ -65,7 +74,7 @@ def decimals_for(value: float) -> int:
 
 
 def format_summary(summary: Summary, decimals: int | None = None) -> str:
-    """`85.2 ± 1.3 (n=3)`, `85.2 [84.1–86.0] (n=2)`, `85.2 (n=1)`, or `—`."""
+    """`85.2 ± 1.3 (n=3)`, `85.2 [84.1–86.0] (n=2)`, `85.2 (n=1)`, `85.2 [83.0–86.0] (median, n=5)`, or `—`."""
     if summary.kind == "empty":
         return "—"
     d = decimals_for(summary.mean) if decimals is None else decimals
@@ -73,6 +82,9 @@ def format_summary(summary: Summary, decimals: int | None = None) -> str:
         return f"{summary.mean:.{d}f} ± {summary.half_width:.{d}f} (n={summary.n})"
     if summary.kind == "range":
         return f"{summary.mean:.{d}f} [{summary.low:.{d}f}–{summary.high:.{d}f}] (n=2)"
+    if summary.kind == "median":
+        spread = f" [{summary.low:.{d}f}–{summary.high:.{d}f}]" if summary.high > summary.low else ""
+        return f"{summary.mean:.{d}f}{spread} (median, n={summary.n})"
     return f"{summary.mean:.{d}f} (n=1)"
 
 

@@ -45,9 +45,10 @@ def owner_of_builtin(eval_task: str, train_task: str) -> str:
     """Which of a run's tasks (its own or a probe) a built-in lm-eval task was run for.
 
     A run's eval.json merges its task's and its probes' evaluations; the built-ins (e.g. wikitext
-    for the general-text probe) are attributed by the task specs' `lm_eval_tasks` lists.
+    for the general-text probe) are attributed by the task specs' `lm_eval_tasks` lists, probes
+    first: a benchmark both list (pubmedqa: cpt_domain and its QA probe) belongs to the probe.
     """
-    for task in [train_task, *probes_of(train_task)]:
+    for task in [*probes_of(train_task), train_task]:
         spec = _spec(task)
         wanted = spec.lm_eval_tasks if spec is not None else []
         if any(eval_task == w or eval_task.startswith(w + "_") for w in wanted):

@@ -26,11 +26,17 @@ def eval_json(results: dict[str, dict[str, float]]) -> dict:
 def write_run(root: Path, task: str, variant: str, seed: int, *, results: dict | None = None, status: str = "ok",
               reason: str = "", method: str | None = None, options: dict | None = None, params: int = 1000,
               wall: float = 10.0, memory: float = 100.0, steps: int = 30, step_results: dict | None = None,
-              log: list[dict] | None = None, targets: tuple = ("q_proj", "v_proj"), summary_extra: dict | None = None):
+              log: list[dict] | None = None, targets: tuple = ("q_proj", "v_proj"), summary_extra: dict | None = None,
+              adapter_params: int | None = None, base_model: str | None = None):
+    """One run directory; `adapter_params` defaults to `params` (no task head), `base_model` goes
+    into provenance.json as the trainer writes it."""
     run = root / "runs" / task / variant / f"seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     summary = {"status": status, "trainable_params": params, "wall_time_s": wall, "peak_memory_mb": memory,
+               "adapter_params": params if adapter_params is None else adapter_params,
                "tokens_seen": 5000, "final_loss": 1.5, "steps": steps, **(summary_extra or {})}
+    if base_model is not None:
+        (run / "provenance.json").write_text(json.dumps({"config": {"model": base_model}, "seed": seed}))
     if status != "ok":
         summary = {"status": status, "reason": reason, "step": 12}
     (run / "train_summary.json").write_text(json.dumps(summary))

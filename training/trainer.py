@@ -393,6 +393,9 @@ class Trainer:
             "status": status, **extra,
             "method": cfg.method, "task_kind": cfg.task_kind, "seed": cfg.seed, "config_hash": self.config_hash,
             "trainable_params": num_trainable(cfg, self.raw_model),
+            # the adapter alone, without a trained task head (the papers' parameter counts)
+            "adapter_params": None if cfg.method is None else sum(
+                layer.num_trainable() for layer in adapters.adapted_modules(self.raw_model).values()),
             "model_params": sum(p.numel() for p in self.raw_model.parameters()),
             "steps": self.counters["step"], "total_steps": self.total_steps,
             "epochs_seen": self.stream.epoch + self.stream.index / self.stream.batches_per_epoch,
