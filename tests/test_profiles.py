@@ -389,6 +389,78 @@ def test_every_paper_file_is_covered():
         assert (ROOT / base).exists(), f"overlay base {base} is missing"
 
 
+# -- the papers' settings, as the runs resolve them -------------------------------------------------
+# Transcribed from the papers and their official scripts (not from the profiles): per case and
+# trained task, epochs, max length, effective batch (micro-batch × grad_accum), warmup, schedule,
+# and the lr grid per (method, rank). Sources: shared/spec/papers.md; kongds/MoRA (cutoff_len
+# 2048); sufenlp/MiLoRA 4740756 scripts/run_milora.sh (batch 16, MAX_LENGTH 2048, lr 3e-4, linear,
+# warmup 100 steps); LLM-Adapters (cutoff_len 256 for commonsense); TsinghuaC3I/SoRA c275ac2
+# scripts (rte batch 32, stsb max length 128, wd 0.1, warmup ratio 0.06, clip 0.1).
+_MORA = {"lora": {8: [1e-4, 2e-4], 256: [1e-4, 2e-4]}, "mora": {8: [2e-4, 3e-4], 256: [3e-5, 5e-5]}}
+_MILORA = dict(epochs=3, batch=16, warmup_steps=100, schedule="linear")
+PAPER_SETTINGS = {
+    "mora": {"instruct": dict(epochs=2, seq_len=2048, batch=128, warmup_steps=500, schedule="cosine", lrs=_MORA),
+             "math": dict(epochs=3, seq_len=2048, batch=128, warmup_steps=300, schedule="cosine", lrs=_MORA)},
+    "mora+mora_biomed": {"cpt_domain": dict(epochs=3, batch=128, warmup_steps=150, schedule="linear", lrs={
+        "lora": {8: [3e-4, 4e-4], 256: [3e-4, 4e-4]}, "mora": {8: [4e-4, 5e-4], 256: [5e-5, 7e-5]}})},
+    "mora+mora_uuid": {"uuid": dict(epochs=100, batch=1000, lrs={
+        "lora": {8: [1e-4, 2e-4, 3e-4], 256: [1e-4, 2e-4, 3e-4]}, "mora": {8: [5e-5, 1e-4, 2e-4], 256: [5e-5, 1e-4, 2e-4]}},
+        snapshot_steps=[300, 500, 700, 900])},
+    "milora": {"commonsense": dict(**_MILORA, seq_len=256, lrs={"lora": {32: [3e-4]}, "milora": {32: [3e-4]}})},
+    "milora+milora_instruct": {"instruct": dict(**_MILORA, seq_len=2048, lrs={"lora": {32: [3e-4]}, "milora": {32: [3e-4]}})},
+    "milora+milora_math": {"math": dict(**_MILORA, seq_len=2048, lrs={"lora": {64: [3e-4]}, "milora": {64: [3e-4]}})},
+    "sora": {"rte": dict(batch=32, warmup_ratio=0.06, schedule="linear", lrs={"lora": {8: [8e-4, 1.2e-3]}, "sora": {8: [8e-4, 1.2e-3]}}),
+             "stsb": dict(epochs=20, batch=8, seq_len=128, warmup_ratio=0.06, schedule="linear"),
+             "sst2": dict(schedule="linear", warmup_ratio=0.06)},
+    "vera": {"sst2": dict(epochs=60, lrs={"lora": {8: [4e-4, 5e-4]}, "vera": {1024: [4e-3, 1e-2]}})},
+    "vera_e2e": {"e2e": dict(epochs=5, lrs={"vera": {1024: [2e-2]}})},
+}
+
+
+def _resolved_runs(config: dict, task: str) -> list[tuple[dict, "object"]]:
+    """(variant, TrainConfig) of every run of `task`, built as common.smk's run_config builds it."""
+    import adapters
+    import tasks as task_registry
+    from training.config import TrainConfig
+
+    known = _variants(config)
+    spec = task_registry.get(task)
+    out = []
+    for v in config["task_variants"].get(task, config["variants"]):
+        run = {**config["train"], **config["task_train"].get(task, {}),
+               **adapters.method_config(known[v]["method"]).get("train", {}), **known[v]["train"],
+               **config["variant_train"].get(v, {}), "model": config["base_model"]["path"],
+               "method": known[v]["method"], "method_options": known[v]["options"], "data_dir": "x",
+               "task_kind": "causal_lm" if spec.kind == "causal_lm" else "classification", "seed": 0}
+        out.append((known[v], TrainConfig.from_dict(run)))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_SETTINGS))
+def test_profile_settings_are_the_papers(name):
+    """What the runs resolve to (no tiny setting underneath) equals the paper's setting."""
+    config = _validated(CASES[name])
+    assert config["eval"]["max_gen_toks"] is None, "a cap on generation would cut the papers' chains of thought"
+    assert config["eval"]["limit"] is None, "paper profiles evaluate on the whole test sets"
+    for task, want in PAPER_SETTINGS[name].items():
+        runs = _resolved_runs(config, task)
+        for variant, cfg in runs:
+            where = f"{name}/{task}/{variant['method']}"
+            assert cfg.max_steps is None, f"{where}: max_steps={cfg.max_steps}; the paper trains by epochs"
+            for key in ("epochs", "seq_len", "warmup_steps", "warmup_ratio", "schedule", "snapshot_steps"):
+                if key in want:
+                    assert getattr(cfg, key) == want[key], f"{where}: {key}={getattr(cfg, key)!r}, paper {want[key]!r}"
+            if "batch" in want:
+                assert cfg.batch_size * cfg.grad_accum == want["batch"], f"{where}: batch {cfg.batch_size}×{cfg.grad_accum}"
+        grid: dict = {}
+        for variant, cfg in runs:
+            grid.setdefault(variant["method"], {}).setdefault(variant["options"].get("r"), set()).add(cfg.lr)
+        for method, by_rank in want.get("lrs", {}).items():
+            for r, lrs in by_rank.items():
+                assert grid.get(method, {}).get(r) == set(lrs), (
+                    f"{name}/{task}: {method} r={r} lrs {sorted(grid.get(method, {}).get(r, []))}, paper {lrs}")
+
+
 # -- the SLURM profile -----------------------------------------------------------------------------
 # Resources snakemake-executor-plugin-slurm documents (its docs' resource table, GPU and MPI
 # sections, submit_string.py), plus Snakemake's own standard resources.

@@ -1,0 +1,146 @@
+"""Every paper profile executed end to end on a CPU: data → train → evaluate → aggregate → report.
+
+Each case is a real `snakemake` run of the profile's own files (config/paper/*.yaml, overlays
+included), plus one test overlay that only scales it to a CPU and points it at local stand-ins:
+  - the base model: a tiny random model of the paper's architecture (tests/paper_fixtures.py),
+    named as the paper's model (`base_model.name`), so the paper tables compare values;
+  - the data: a few rows of each Hub dataset in its exact schema, through the paper loaders;
+  - lm-eval's built-in tasks: local files in each dataset's Hub schema (`eval.lm_eval_data`,
+    .test/hub/lm_eval_data.yaml);
+  - scale: 2 optimizer steps of batch 2, 2 evaluation items per task, one seed, and two of the
+    profile's variants (a LoRA baseline and the paper's method) on at most two of its tasks.
+Everything else — the methods and their options, target modules, schedules, the evaluation
+protocols, the mapping to the paper's tables — is the profile's own. Each case asserts that the
+profile's paper tables were written, with a number in every "ours" cell whose variant ran.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from paper_fixtures import HUB_ARCH, paper_data, save_model, write_data
+
+ROOT = Path(__file__).resolve().parent.parent
+LM_EVAL_DATA = ROOT / ".test" / "hub" / "lm_eval_data.yaml"
+
+
+@dataclass(frozen=True)
+class Run:
+    files: tuple[str, ...]
+    variants: tuple[str, ...]
+    tasks: tuple[str, ...] | None = None     # None: the profile's own
+    config: tuple[str, ...] = ()             # the one-liner's --config entries
+    data: tuple[tuple[str, dict], ...] = ()  # data.paper overrides beyond the common fixtures
+
+
+RUNS = {
+    "mora": Run(("config/paper/mora.yaml",), ("lora_r8_lr1e-4", "mora6_r8_lr2e-4")),
+    "mora+biomed": Run(("config/paper/mora.yaml", "config/paper/mora_biomed.yaml"),
+                       ("lora_r8_lr3e-4", "mora6_r8_lr4e-4")),
+    "mora+uuid": Run(("config/paper/mora.yaml", "config/paper/mora_uuid.yaml"), ("lora_r256_lr1e-4", "mora1_r256_lr5e-5")),
+    "milora": Run(("config/paper/milora.yaml",), ("lora_r32_lr3e-4", "milora_r32_lr3e-4")),
+    "milora+instruct": Run(("config/paper/milora.yaml", "config/paper/milora_instruct.yaml"),
+                           ("pissa_r32_lr3e-4", "milora_r32_lr3e-4"),
+                           data=(("instruct", {"data_files": "{data}/ultrafeedback_binarized/data/train_sft-*.parquet"}),)),
+    "milora+math": Run(("config/paper/milora.yaml", "config/paper/milora_math.yaml"),
+                       ("lora_r64_lr3e-4", "milora_r64_lr3e-4")),
+    "milora_llama3": Run(("config/paper/milora.yaml",), ("lora_r32_lr3e-4", "milora_r32_lr3e-4"),
+                         config=("profile=milora_llama3", "base_model={path: meta-llama/Meta-Llama-3-8B}")),
+    "multilora": Run(("config/paper/multilora.yaml",), ("lora_r64_lr1e-4", "multilora_n4r16_lr1e-4")),
+    "sora": Run(("config/paper/sora.yaml",), ("lora_r8_lr8e-4", "sora_r8_lr8e-4_xi3e-4"), tasks=("stsb", "cola")),
+    "vera": Run(("config/paper/vera.yaml",), ("lora_r8_lr4e-4", "vera_r1024_lr4e-3"), tasks=("sst2", "mrpc")),
+    "vera_large": Run(("config/paper/vera.yaml",), ("lora_r8_lr4e-4", "vera_r256_lr4e-3"), tasks=("rte",),
+                      config=("profile=vera_large", "base_model={path: FacebookAI/roberta-large}")),
+    "vera_e2e": Run(("config/paper/vera_e2e.yaml",), ("lora_r4_lr2e-4", "vera_r1024_lr2e-2")),
+}
+
+# The CPU scale every run is brought down to (the settings a profile trains with are in
+# tests/test_profiles.py, checked against the papers').
+TRAIN = {"device": "cpu", "dtype": "float32", "precision": "fp32", "max_steps": 2, "batch_size": 2,
+         "grad_accum": 1, "seq_len": 64, "eval_batch_size": 2, "log_every": 1, "checkpoint_every": 1}
+
+
+def _profile_config(run: Run) -> dict:
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    config = {}
+    for name in run.files:
+        update_config(config, yaml.safe_load((ROOT / name).read_text()))
+    update_config(config, parse_config(list(run.config)))
+    return config
+
+
+def overlay(run: Run, models: Path, data: Path) -> dict:
+    """The test's own configfile for `run`: CPU scale and local stand-ins, nothing else."""
+    config = _profile_config(run)
+    hub_id = config["base_model"]["path"]
+    tasks = list(run.tasks or config["tasks"])
+    sources = paper_data(str(data))
+    for task, options in run.data:
+        sources[task] = {k: v.format(data=data) for k, v in options.items()}
+    out = {
+        "seeds": [0],
+        "threads": 1,
+        "variants": list(run.variants),
+        "tasks": tasks,
+        "base_model": {"path": str(save_model(HUB_ARCH[hub_id], models / HUB_ARCH[hub_id])), "name": hub_id},
+        "data": {"paper": {t: sources[t] for t in tasks}},
+        "train": TRAIN,
+        "task_train": {t: TRAIN for t in tasks},
+        "eval": {"batch_size": 2, "limit": 2},
+    }
+    if LM_EVAL_DATA.exists():
+        out["eval"]["lm_eval_data"] = {name: {split: str(ROOT / path) for split, path in splits.items()}
+                                       for name, splits in yaml.safe_load(LM_EVAL_DATA.read_text())["eval"]
+                                       ["lm_eval_data"].items()}
+    return out
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paper_fixtures")
+    return root / "models", write_data(root / "data")
+
+
+def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), *args]
+    return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_paper_profile_runs(name, fixtures, tmp_path):
+    run = RUNS[name]
+    models, data = fixtures
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "config", work / "config")
+    test_overlay = work / "test_overlay.yaml"
+    test_overlay.write_text(yaml.safe_dump(overlay(run, models, data), sort_keys=False))
+    args = ["--cores", "2", "--configfile", *run.files, str(test_overlay)]
+    if run.config:
+        args += ["--config", *run.config]
+    result = _snakemake(work, *args)
+    log_tail = result.stdout[-3000:] + result.stderr[-6000:]
+    assert result.returncode == 0, log_tail
+
+    results = work / "results" / _profile_config(run)["profile"]
+    assert (results / "report.html").exists()
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    assert set(runs["variant"]) >= set(run.variants) and (runs["status"] == "ok").all(), runs
+    tables = sorted((results / "tables").glob("paper_*.csv"))
+    assert tables, f"{name}: no paper table written; tables: {sorted(p.name for p in (results / 'tables').iterdir())}"
+    for path in tables:
+        table = pd.read_csv(path)
+        ran = table[table["variant"].isin(run.variants)] if "variant" in table else table
+        assert len(ran), f"{path.name}: no row of {run.variants}"
+        assert ran["ours"].notna().all(), f"{path.name}: empty ours cells\n{ran.to_string()}"
