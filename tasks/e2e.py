@@ -117,12 +117,17 @@ def load_paper(*, hub_id: str = "GEM/e2e_nlg", data_dir: str | None = None, data
     for split in ("train", "validation", "test"):
         rows = hub.load_split(hub_id, None, split, data_files=data_files, data_dir=data_dir, revision=revision,
                               cache_dir=cache_dir, columns=columns)
-        refs_of: dict[str, list[str]] = {}
-        for row in rows:  # one row per reference; `references` may repeat the MR's full list
-            refs = refs_of.setdefault(row["meaning_representation"], [])
-            for ref in [row["target"], *(row["references"] or [])]:
-                if ref and ref not in refs:
-                    refs.append(ref)
+        # One row per reference. Where a row carries the MR's full `references` list (GEM's
+        # validation/test), that list is the reference set as given; otherwise the MR's targets in
+        # row order. Repeated references are kept, as the official E2E scorer keeps them.
+        targets_of: dict[str, list[str]] = {}
+        listed_of: dict[str, list[str]] = {}
+        for row in rows:
+            mr = row["meaning_representation"]
+            targets_of.setdefault(mr, []).append(row["target"])
+            if row["references"] and mr not in listed_of:
+                listed_of[mr] = [ref for ref in row["references"] if ref]
+        refs_of = {mr: listed_of.get(mr) or [t for t in targets if t] for mr, targets in targets_of.items()}
         if split == "train":
             records = [{"id": f"e2e-train-{row.get('gem_id', i)}",
                         "prompt": prompts.E2E.format(mr=row["meaning_representation"]),

@@ -86,15 +86,24 @@ def test_no_test_or_validation_item_is_in_train(tiny, name):
     assert not {content_key(r) for r in splits["validation"]} & {content_key(r) for r in splits["test"]}
 
 
-def test_uuid_pairs_are_valid_unique_and_evaluated_on_train(tiny):
+def test_uuid_pairs_are_mora_format_unique_and_evaluated_on_train(tiny):
+    """MoRA's data (kongds/MoRA issue #18, the authors' comment of 2024-09-03; the repository at
+    de5df31 has no UUID code): key and value are `str(uuid.uuid4())`, the text is
+    `entry['key'] + ':' + entry['value']`, labels = input_ids (the whole sequence)."""
+    from tasks.memorization import FORMAT_ONLY_CHAR_ACC, eval_prompt
+
     splits = tiny["uuid"]
     pattern = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    assert all(pattern.match(str(uuid.uuid4())) for _ in range(200))  # what MoRA's generator writes
     train = splits["train"]
     strings = [r["key"] for r in train] + [r["value"] for r in train]
-    assert all(pattern.match(s) and uuid.UUID(s).version == 4 for s in strings)
+    assert all(pattern.match(s) and uuid.UUID(s).version == 4 and str(uuid.UUID(s)) == s for s in strings)
     assert len(set(strings)) == len(strings) == 2 * 500
+    assert {s[19] for s in strings} == set("89ab")  # the variant nibble takes all four values
     for r in train:
-        assert r["prompt"] == "" and r["target"] == f"{r['key']}:{r['value']}" and r["answer"] == r["value"]
+        assert r["prompt"] == "" and r["target"] == r["key"] + ":" + r["value"] and r["answer"] == r["value"]
+        assert eval_prompt(r) + r["value"] == r["target"]  # greedy decoding continues the training text
+    assert FORMAT_ONLY_CHAR_ACC == pytest.approx(57 / 288)  # ≈ 19.8%: see test_metrics for the simulation
     pairs = {(r["key"], r["value"]) for r in train}
     # memorization is measured on trained pairs: validation/test sample the train pairs
     assert {(r["key"], r["value"]) for r in splits["test"]} == pairs
@@ -146,16 +155,29 @@ def test_e2e_records_have_several_references_realizing_the_mr(tiny):
     assert len({r["prompt"] for r in train}) < len(train)
 
 
-def test_instruct_targets_pass_the_evaluators_checks(tiny):
+def test_instruct_targets_pass_lm_eval_ifeval_checkers(tiny):
     checks = pytest.importorskip("evaluation.instruction_checks")
-    kinds = set()
+    ids, combined = set(), 0
     for records in tiny["instruct"].values():
         for r in records:
-            assert checks.check_passes(r["target"], r["check"]), r
-            kinds.add(r["check"]["type"])
-            if r["check"]["type"] in ("exact", "num_items", "starts_with"):
-                assert not checks.check_passes("nothing like it", r["check"])
-    assert kinds >= {"exact", "num_items", "starts_with", "contains", "lowercase", "max_words", "ends_with"}
+            checks.validate_check(r["check"])
+            assert checks.follows(r["target"], r["check"]), r  # strict (so loose too)
+            ids |= set(r["check"]["instruction_id_list"])
+            combined += len(r["check"]["instruction_id_list"]) > 1
+    assert ids == {"keywords:existence", "keywords:frequency", "keywords:forbidden_words",
+                   "change_case:english_capital", "change_case:english_lowercase", "startend:end_checker",
+                   "startend:quotation", "detectable_format:title", "detectable_format:number_bullet_lists",
+                   "punctuation:no_comma", "length_constraints:number_words",
+                   "length_constraints:nth_paragraph_first_word"}
+    assert combined > 650  # most prompts combine instructions, so prompt and instruction rates differ
+    test = tiny["instruct"]["test"]
+    word_limit_only = [r["check"]["instruction_id_list"] == ["length_constraints:number_words"] for r in test]
+    assert [checks.follows("Nothing like it", r["check"]) for r in test] == word_limit_only
+    bullets = next(r for r in test if "detectable_format:number_bullet_lists" in r["check"]["instruction_id_list"])
+    numbered = "\n".join(f"{i}. {line[2:]}" for i, line in enumerate(bullets["target"].splitlines(), start=1))
+    assert not checks.follows(numbered, bullets["check"])  # IFEval counts * and - bullets, not "1."
+    assert not checks.follows(bullets["target"] + "\n- " + bullets["check"]["kwargs"][1]["forbidden_words"][0],
+                              bullets["check"])
 
 
 def test_glue_labels_follow_glue_conventions(tiny):
@@ -292,6 +314,13 @@ def test_empty_split_bad_json_and_bad_labels_are_errors(tmp_path, tiny):
         tasks.validate_records([record], tasks.get("commonsense"), "mem")
     with pytest.raises(ValueError, match="split 'test' is missing or empty"):
         tasks.write_splits({"train": [{"id": "a"}], "validation": [{"id": "b"}], "test": []}, tmp_path / "x")
+    pair = tiny["uuid"]["test"][0]
+    unhyphenated = dict(pair, value=pair["value"].replace("-", ""))
+    with pytest.raises(ValueError, match="column 'value' must be a uuid4 string"):
+        tasks.validate_records([unhyphenated], tasks.get("uuid"), "mem")
+    old_style = dict(tiny["instruct"]["test"][0], check={"type": "lowercase"})
+    with pytest.raises(ValueError, match="'check' must be a dict with 'instruction_id_list'"):
+        tasks.validate_records([old_style], tasks.get("instruct"), "mem")
     assert not (tmp_path / "x" / "train.jsonl").exists()
 
 
@@ -368,6 +397,21 @@ def test_e2e_loader_groups_references_by_mr(tmp_path):
     assert splits["train"][0]["references"] == ["The Eagle is a pub.", "There is a pub, The Eagle."]
     assert [(r["prompt"], r["references"]) for r in splits["test"]] == [
         (mr_a + "\n", ["The Eagle is a pub.", "A pub: The Eagle."]), (mr_b + "\n", ["Aromi serves French food."])]
+
+
+def test_e2e_loader_keeps_repeated_references(tmp_path):
+    """The official scorer (tuetschek/e2e-metrics) counts a reference written twice twice."""
+    mr = "name[The Eagle], eatType[pub]"
+    rows = [{"gem_id": f"e2e_nlg-x-{i}", "meaning_representation": mr, "target": ref, "references": refs}
+            for i, (ref, refs) in enumerate([("The Eagle is a pub.", []), ("The Eagle is a pub.", []),
+                                             ("A pub: The Eagle.", [])])]
+    listed = [dict(r, references=["A pub.", "A pub.", "The Eagle."]) for r in rows]
+    files = {"train": write_jsonl(tmp_path / "train.jsonl", rows),
+             "validation": write_jsonl(tmp_path / "validation.jsonl", rows),
+             "test": write_jsonl(tmp_path / "test.jsonl", listed)}
+    splits = tasks.get("e2e").load_paper(data_files=files, cache_dir=str(tmp_path / "c"))
+    assert splits["validation"][0]["references"] == ["The Eagle is a pub.", "The Eagle is a pub.", "A pub: The Eagle."]
+    assert splits["test"][0]["references"] == ["A pub.", "A pub.", "The Eagle."]
 
 
 def test_e2e_loader_rejects_files_in_another_schema(tmp_path):

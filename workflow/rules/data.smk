@@ -16,3 +16,23 @@ rule task_data:
         ENV
     script:
         "../scripts/make_task_data.py"
+
+
+# `snakemake download` on a machine with internet: the base model, every task's data and every
+# lm-eval task's dataset into the caches, so the compute jobs run offline (workflow/scripts/hub_download.py).
+localrules:
+    download,
+
+
+rule download:
+    input:
+        [f"{data_dir(t)}/test.jsonl" for t in ALL_TASKS],
+    output:
+        f"{RESULTS}/download.json",
+    log:
+        f"{RESULTS}/logs/download.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/download.py"

@@ -1,0 +1,72 @@
+"""Fetch everything a profile reads from the Hub, once, on a machine with internet.
+
+Clusters are often air-gapped: compute nodes cannot reach the Hub. Run the `download` target on a
+login node first; it fills the Hugging Face caches (HF_HOME) that the compute jobs then read with
+HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1:
+
+    snakemake --cores 1 --configfile config/paper/mora.yaml download        # login node, online
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 snakemake --workflow-profile config/profiles/slurm \
+        --configfile config/paper/mora.yaml                                   # compute, offline
+
+What it fetches: the base model (a Hub id; a local path is left alone), the task data (the rule
+depends on every task_data output, so the paper loaders run here and their JSONL is written), and
+the dataset of every lm-eval task the profile evaluates with (tasks pointed at local files by
+`eval.lm_eval_data` are read from those files instead). It writes a manifest of what it fetched.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+
+def is_hub_id(name: str | None) -> bool:
+    """'org/model' that is not a directory here (a local checkpoint needs no download)."""
+    return bool(name) and not Path(name).expanduser().exists() and not name.startswith(("/", ".", "~"))
+
+
+def lm_eval_tasks(config: dict) -> list[str]:
+    """Every lm-eval task or group the profile evaluates with, once, in a stable order."""
+    return sorted({name for names in config["eval"]["lm_eval_tasks"].values() for name in names})
+
+
+def fetch_model(name: str, snapshot_download: Callable | None = None) -> dict:
+    """The model's files into the Hub cache (weights, config, tokenizer; no other formats)."""
+    if not is_hub_id(name):
+        return {"model": name, "fetched": False, "reason": "local path"}
+    if snapshot_download is None:
+        from huggingface_hub import snapshot_download
+    path = snapshot_download(repo_id=name, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt",
+                                                           "tokenizer*"])
+    return {"model": name, "fetched": True, "path": str(path)}
+
+
+def fetch_lm_eval_data(names: list[str], lm_eval_data: dict | None) -> dict:
+    """Build each lm-eval task as the evaluation will (lm-eval downloads its dataset when it builds
+    a task); returns {task: number of evaluation docs}."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from evaluation.lm_eval_data import with_local_data
+    from evaluation.suite_tasks import TASKS_DIR
+
+    if not names:
+        return {}
+    manager = with_local_data(TaskManager(include_path=str(TASKS_DIR)), lm_eval_data)
+    docs = {}
+
+    def count(tasks):
+        for key, value in tasks.items():
+            if isinstance(value, dict):
+                count(value)
+            else:
+                evaluated = value.test_docs() if value.has_test_docs() else value.validation_docs()
+                docs[getattr(key, "group_name", None) or value.config.task] = len(evaluated)
+
+    count(get_task_dict(names, manager))
+    return docs
+
+
+def fetch(config: dict, snapshot_download: Callable | None = None) -> dict:
+    """Everything a profile reads from the Hub; the task data is the rule's input (already written)."""
+    return {"profile": config["profile"],
+            "base_model": fetch_model(config["base_model"]["path"], snapshot_download),
+            "lm_eval_tasks": fetch_lm_eval_data(lm_eval_tasks(config), config["eval"].get("lm_eval_data"))}
