@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +129,15 @@ def _our_step(runs: pd.DataFrame, task: str, step: int, paper_steps: list[int], 
 
 
 # --- which runs a paper row is ---------------------------------------------------------------
-def _method_defaults(method: str) -> dict:
+@lru_cache(maxsize=None)
+def _run_options(method: str, options: str) -> dict:
+    """A run's options (its recorded JSON) over the method's defaults."""
     try:
         import adapters
-        return dict(adapters.method_config(method).get("options") or {})
+        defaults = dict(adapters.method_config(method).get("options") or {})
     except Exception:  # an unknown method: only the options the run recorded count
-        return {}
+        defaults = {}
+    return {**defaults, **json.loads(options or "{}")}
 
 
 def row_runs(runs: pd.DataFrame, row: dict) -> pd.DataFrame:
@@ -142,10 +146,8 @@ def row_runs(runs: pd.DataFrame, row: dict) -> pd.DataFrame:
     wanted = row.get("options") or {}
     if not wanted or found.empty:
         return found
-    keep = []
-    for method, options in zip(found["method"], found["options"]):
-        recorded = {**_method_defaults(method), **json.loads(options or "{}")}
-        keep.append(all(recorded.get(k) == v for k, v in wanted.items()))
+    keep = [all(_run_options(m, o).get(k) == v for k, v in wanted.items())
+            for m, o in zip(found["method"], found["options"])]
     return found[keep]
 
 
@@ -382,7 +384,8 @@ def run_models(runs: pd.DataFrame, declared: str | None = None) -> pd.Series:
 def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None = None,
                        reference: pd.DataFrame | None = None, mapping: list[dict] | None = None,
                        paper_model_name: str | None = None) -> dict[str, list[Path]]:
-    """tables/paper_<paper>_<table>.{csv,md,tex} for every mapped table with at least one of our numbers.
+    """tables/paper_<paper>_<table>.{csv,md,tex} for every mapped table with at least one of our numbers
+    (in a paper's own profile, that paper's tables only, unless `mode` forces one for all).
 
     Values mode compares each run with its own model's rows: the recognised base model, else
     `paper_model_name` (a profile's declaration), else the profile's model in models.yaml.
@@ -391,8 +394,12 @@ def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None
     mapping = load_mapping() if mapping is None else mapping
     profile = runs["profile"].iloc[0] if len(runs) else ""
     models = run_models(runs, paper_model_name)
+    # A paper's own profile writes that paper's tables only (others' rows are other settings).
+    own_paper = next((e["paper"] for e in mapping if comparison_mode(profile, e["paper"]) == "values"), None)
     written = {}
     for entry in mapping:
+        if mode is None and own_paper is not None and entry["paper"] != own_paper:
+            continue
         entry_mode = mode or comparison_mode(profile, entry["paper"])
         if entry_mode == "values":
             parts = [paper_table(runs[models.eq(m)], reference, entry, "values", m) for m in sorted(set(models))]

@@ -114,13 +114,17 @@ def _head_labels(adapter_dir: Path, heads: list[str]) -> int:
 
 def load_base(path: str | Path, adapter_dir: str | Path) -> torch.nn.Module:
     """The base model the adapter in `adapter_dir` was trained on: a causal LM, or a sequence
-    classifier when the adapter carries a task head."""
+    classifier when the adapter carries a task head (or the architecture has no causal LM, e.g.
+    DeBERTa-v2)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     heads = adapters.read_config(adapter_dir)["modules_to_save"]
-    with torch.device("meta"):  # module names only: no weights allocated or read
-        names = {name for name, _ in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).named_modules()}
-    if all(head in names for head in heads):  # e.g. embeddings and lm_head trained in full (pretraining)
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        with torch.device("meta"):  # module names only: no weights allocated or read
+            names = {name for name, _ in AutoModelForCausalLM.from_config(config).named_modules()}
+        if all(head in names for head in heads):  # e.g. embeddings and lm_head trained in full (pretraining)
+            return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     return AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=_head_labels(Path(adapter_dir), heads), dtype=torch.float32).eval()
 

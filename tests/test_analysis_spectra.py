@@ -105,6 +105,37 @@ def test_base_of_a_pretraining_run_is_a_causal_lm(tmp_path):
     assert set(spectra.adapter_deltas(base, tmp_path / "adapter")) == set(adapters.adapted_modules(model))
 
 
+def tiny_configs():
+    """Tiny random models of the paper profiles' architectures: (name, config, targets, heads, causal)."""
+    from transformers import DebertaV2Config, GPT2Config, RobertaConfig
+    small = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    return [("deberta-v2", DebertaV2Config(**small, max_position_embeddings=32, num_labels=3),
+             ["query_proj", "value_proj"], ["classifier", "pooler"], False),
+            ("roberta", RobertaConfig(**small, max_position_embeddings=40, num_labels=2), ["query", "value"],
+             ["classifier"], False),
+            ("gpt2", GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32, bos_token_id=0,
+                                eos_token_id=0), ["c_attn"], [], True)]
+
+
+@pytest.mark.parametrize("name, config, targets, heads, causal", tiny_configs(), ids=[c[0] for c in tiny_configs()])
+def test_base_of_classifier_and_causal_architectures(tmp_path, name, config, targets, heads, causal):
+    """SoRA's DeBERTa-v2 has no causal LM class: its base is the classifier (the aggregate crashed)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    torch.manual_seed(0)
+    auto = AutoModelForCausalLM if causal else AutoModelForSequenceClassification
+    auto.from_config(config).save_pretrained(tmp_path / "base")
+    model = adapters.apply(auto.from_pretrained(tmp_path / "base"), "milora", targets, r=2, alpha=2,
+                           modules_to_save=heads)
+    adapters.save(model, tmp_path / "adapter")
+    base = spectra.load_base(tmp_path / "base", tmp_path / "adapter")
+    expected = {"deberta-v2": "DebertaV2ForSequenceClassification", "roberta": "RobertaForSequenceClassification",
+                "gpt2": "GPT2LMHeadModel"}[name]
+    assert type(base).__name__ == expected and (causal or base.config.num_labels == config.num_labels)
+    assert set(spectra.adapter_deltas(base, tmp_path / "adapter")) == set(adapters.adapted_modules(model))
+    assert spectra.init_output_change(spectra.load_base(tmp_path / "base", tmp_path / "adapter"),
+                                      tmp_path / "adapter") < 1e-5
+
+
 @pytest.fixture(scope="module")
 def results_with_adapters(tmp_path_factory):
     """uuid runs of LoRA (rank-1 ΔW), MultiLoRA (two modules, nearly equal) and MiLoRA, 3 seeds each."""
