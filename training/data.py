@@ -30,17 +30,20 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def encode_causal(records: list[dict], tokenizer, seq_len: int, add_bos: bool) -> list[dict]:
-    """[bos] prompt target [eos], truncated to seq_len; labels IGNORE on bos and prompt."""
+    """[bos] prompt target [eos] in at most seq_len tokens; labels IGNORE on bos and prompt.
+
+    Too long, the prompt loses its oldest tokens (a long conversation keeps its last turns and the
+    answer's loss); only a target that alone does not fit loses its end (then no prompt is left).
+    """
     bos = [tokenizer.bos_token_id] if add_bos and tokenizer.bos_token_id is not None else []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     prompts = tokenizer([r["prompt"] for r in records], add_special_tokens=False)["input_ids"]
     targets = tokenizer([r["target"] for r in records], add_special_tokens=False)["input_ids"]
     examples = []
     for prompt, target in zip(prompts, targets):
-        context = bos + prompt
-        ids = (context + target + eos)[:seq_len]
-        labels = ([IGNORE] * len(context) + target + eos)[:seq_len]
-        examples.append({"input_ids": ids, "labels": labels})
+        target = (target + eos)[:seq_len - len(bos)]
+        context = bos + prompt[max(len(prompt) + len(bos) + len(target) - seq_len, 0):]  # the newest that fit
+        examples.append({"input_ids": context + target, "labels": [IGNORE] * len(context) + target})
     if not any(any(t != IGNORE for t in e["labels"][1:]) for e in examples):
         raise ValueError(f"no target token survives truncation to seq_len={seq_len}: raise seq_len")
     return examples

@@ -55,10 +55,31 @@ def train(config: TrainConfig | dict, out_dir: str | Path, *, stop_after_steps: 
     out = Path(out_dir)
     try:
         trainer = Trainer(cfg, out, fresh=fresh)
-    except Exception as error:  # e.g. missing data or model: still leave a summary saying why
-        atomic_write_json(out / "train_summary.json", {"status": "failed", "reason": f"{type(error).__name__}: {error}"})
+    except Exception as error:  # e.g. a rank the layers cannot take: still leave a summary saying why
+        if not is_fault(error):
+            atomic_write_json(out / "train_summary.json", {"status": "failed", "reason": f"{type(error).__name__}: {error}"})
         raise
     return trainer.run(stop_after_steps)
+
+
+# Messages of RuntimeErrors raised by the GPU stack (CUDA, its libraries, NCCL) or the host allocator.
+FAULT_MARKERS = ("CUDA", "CUBLAS_STATUS", "CUDNN_STATUS", "cuDNN error", "NCCL", "out of memory",
+                 "can't allocate memory")
+
+
+def is_fault(error: BaseException) -> bool:
+    """A fault of the machine, not a result of the run: the job must fail, and a rerun may succeed.
+
+    Out of memory (GPU or host), I/O errors (a full disk, a lost mount, a missing file or model, the
+    Hub unreachable), an interrupt, errors of the GPU stack. Such a run leaves no train_summary.json
+    and keeps its last checkpoint, so that rerunning the job resumes it. Everything else (a diverged
+    loss, a config the model cannot take) is a result: recorded in train_summary.json, final.
+    """
+    if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: interrupted or killed
+        return True
+    if isinstance(error, (OSError, MemoryError, torch.OutOfMemoryError, torch.AcceleratorError, dist.DistError)):
+        return True
+    return isinstance(error, RuntimeError) and any(m in str(error) for m in FAULT_MARKERS)
 
 
 def set_threads(threads: int | None) -> None:
@@ -161,6 +182,7 @@ class Trainer:
             with atomic_directory(own_base_model(self.out)) as tmp:
                 model.save_pretrained(tmp)
                 self.tokenizer.save_pretrained(tmp)
+        model = model.to(self.device)  # first: a method's init (MiLoRA's SVD) runs where the model trains
         if self.resume_from is not None and not full:
             model = checkpoint.restore_model(self.resume_from, model, full_model=False)
             hooks = adapters.training_hooks(model)
@@ -170,7 +192,7 @@ class Trainer:
                 checkpoint.restore_model(self.resume_from, model, full_model=True)
         if self.precision != "fp32":
             upcast_trainable_(model)
-        self.raw_model = model.to(self.device)
+        self.raw_model = model.to(self.device)  # anything a method made on the host follows
         self.model = self.raw_model
         if self.world > 1:
             self.model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -361,7 +383,8 @@ class Trainer:
                 self._log({"step": self.counters["step"], **self.counters["last_eval"]})
             return self._finish("ok")
         except Exception as error:
-            self._finish("failed", reason=f"{type(error).__name__}: {error}")
+            if not is_fault(error):  # a fault leaves no summary and keeps the checkpoint: rerun to resume
+                self._finish("failed", reason=f"{type(error).__name__}: {error}")
             raise
         finally:
             bar.close()
