@@ -26,6 +26,13 @@ class TrainingHooks:
         """(name, parameter) pairs for the trainer's main optimizer: all trainable ones by default."""
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
+    def scheduled_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        """Optimizers this object steps itself whose parameters follow the run like the main ones:
+        the trainer clips their gradients together with the main parameters' and sets every group's
+        lr to its "base_lr" × the schedule's factor each step (SoRA's gates, as the official code).
+        `lr` is the run's lr, for groups that take it as their base_lr."""
+        return []
+
     def loss_penalty(self) -> torch.Tensor | None:
         """A term added to the training loss (e.g. SoRA's L1 on the gates), or None."""
         return None

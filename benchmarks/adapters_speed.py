@@ -96,6 +96,7 @@ def main():
         hooks = adapters.training_hooks(model) if name != "peft_lora" else None
         if hooks is not None:
             hooks.begin_training(args.repeats + 2)
+            hooks.scheduled_optimizers(1e-4)   # SoRA's gates: at the main lr
         params = [p for _, p in hooks.main_parameters()] if hooks else [p for p in model.parameters() if p.requires_grad]
         setups[name] = (torch.optim.AdamW(params, lr=1e-4), hooks)
 

@@ -134,14 +134,15 @@ def test_twelve_step_run_resets_the_optimizer_every_four_steps(scratch, tmp_path
     kept = [names[id(p)] for p in trainer.optimizer.state]
     assert kept and not any("lora_" in n for n in kept)
     assert all(n.split(".")[-2] in ("embed_tokens", "lm_head") or "norm" in n for n in kept)
-    # each restart starts a new 2-step warmup on top of the linear decay (warmup 2 of 12 steps)
+    # the official callback's restarts (warmup 2 of 12 steps, restart warmup 50): after a reset at step
+    # r the first step keeps the old rate ρ, then ρ·j/50 (the warmup outlasts the 4-step cycles)
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "train_log.jsonl").read_text().splitlines()
            if "lr" in json.loads(line)]
-    expected = []
-    for i in range(12):
-        warm = min(1.0, (i - 4 * (i // 4) + 1) / 2)
-        expected.append(cfg["lr"] * warm * (1.0 if i < 2 else 1 - (i - 2) / 10))
-    assert lrs == pytest.approx(expected)
+    rho4 = 1 - 2 / 10
+    rho8 = rho4 * 4 / 50     # the rate step 8 would have had: j = 4 steps into the restart warmup
+    expected = [0.5, 1.0, 1.0, 1 - 1 / 10, rho4, rho4 / 50, rho4 * 2 / 50, rho4 * 3 / 50,
+                rho8, rho8 / 50, rho8 * 2 / 50, rho8 * 3 / 50]
+    assert lrs == pytest.approx([cfg["lr"] * f for f in expected])
     deltas = [layer.relora_delta for layer in adapters.adapted_modules(model).values()]
     assert all(torch.count_nonzero(d) for d in deltas)
     plain, _, plain_trainer = run({**cfg, "method_options": {"r": 4}}, tmp_path / "plain")
@@ -164,3 +165,61 @@ def test_resumed_relora_run_equals_the_uninterrupted_one(scratch, tmp_path):  # 
         return [e["loss"] for e in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "loss" in e]
 
     assert losses(tmp_path / "whole") == losses(tmp_path / "resumed")
+
+
+# --- the lr schedule around restarts, against the official code --------------------------------------
+# kongds/MoRA @ de5df312cee84e86508aa0e3c9a2fc271487c2e9 train.py ResetReloraCallback (is_pretrain) on
+# transformers 4.37.2's get_{cosine,linear}_schedule_with_warmup, driven in the HF Trainer's order
+# (optimizer.step, lr_scheduler.step, global_step += 1, on_step_end); the lr of every step.
+CALLBACK_COSINE_T24_W4_EVERY8_RW3 = [
+    0.0, 0.25, 0.5, 0.75, 1.0, 0.9938441702975689, 0.9755282581475768, 0.9455032620941839, 0.9045084971874737,
+    0.30150283239582454, 0.6030056647916491, 0.9045084971874737, 0.8913668106619933, 0.8527054981383259,
+    0.790771414572194, 0.7091639437792271, 0.6126258153308257, 0.20420860511027522, 0.40841721022055044,
+    0.6126258153308257, 0.554125255563136, 0.40096880173042954, 0.2116570136003962, 0.05850055976768978]
+CALLBACK_LINEAR_T20_W2_EVERY6_RW2 = [
+    0.0, 0.5, 1.0, 0.9444444444444444, 0.8888888888888888, 0.8333333333333334, 0.7777777777777778,
+    0.3888888888888889, 0.7777777777777778, 0.7129629629629629, 0.6481481481481481, 0.5833333333333334,
+    0.5185185185185185, 0.25925925925925924, 0.5185185185185185, 0.43209876543209874, 0.345679012345679,
+    0.25925925925925924, 0.1728395061728395, 0.08641975308641975]
+# Guitaricet/relora @ 176f37633fe02019835387258ddabcf6d91e328d peft_pretraining/training_utils.py,
+# get_scheculer("cosine_restarts", min_lr_ratio 0.1) (kongds/MoRA's training_utils.py has the same)
+RELORA_T24_W4_EVERY8_RW3_MIN01 = [
+    0.0, 0.25, 0.5, 0.75, 1.0, 0.994459753267812, 0.9779754323328191, 0.9509529358847655, 0.0,
+    0.2514319082942653, 0.5028638165885306, 0.7542957248827961, 0.6890576474687263, 0.6203955092681039, 0.55,
+    0.47960449073189604, 0.0, 0.0772673161553512, 0.1545346323107024, 0.23180194846605365, 0.18594235253127372,
+    0.1490470641152345, 0.12202456766718092, 0.10554024673218806]
+
+
+def schedule_factors(total, every, **cfg):
+    from training.config import TrainConfig
+    from training.optim import LRSchedule
+
+    schedule = LRSchedule(TrainConfig(model="m", data_dir="d", method=None, **cfg), total_steps=total)
+    factors = []
+    for i in range(total):
+        factors.append(schedule.factor(i))
+        if (i + 1) % every == 0:
+            schedule.restart(i + 1)   # the trainer, when the hooks ask for a reset after step i + 1
+    return factors
+
+
+@pytest.mark.parametrize("official,total,every,cfg", [
+    (CALLBACK_COSINE_T24_W4_EVERY8_RW3, 24, 8, dict(schedule="cosine", warmup_steps=4, restart_warmup_steps=3)),
+    (CALLBACK_LINEAR_T20_W2_EVERY6_RW2, 20, 6, dict(schedule="linear", warmup_steps=2, restart_warmup_steps=2)),
+    (RELORA_T24_W4_EVERY8_RW3_MIN01, 24, 8, dict(schedule="cosine", warmup_steps=4, restart_warmup_steps=3,
+                                                  restart_schedule="relora", min_lr_ratio=0.1)),
+], ids=["mora-callback-cosine", "mora-callback-linear", "relora-jagged"])
+def test_restart_schedule_matches_the_official_lr_at_every_step(official, total, every, cfg):
+    ours = schedule_factors(total, every, **cfg)
+    w = cfg["warmup_steps"]
+    # the first warmup: transformers' runs i/w from a zero-lr step, ours (i + 1)/w; the same afterwards
+    assert ours[:w] == pytest.approx(official[1:w + 1], rel=1e-12)
+    assert ours[w:] == pytest.approx(official[w:], rel=1e-12)
+
+
+def test_restart_schedule_mean_lr_in_the_paper_setting():
+    """MoRA Table 3: 10k steps, warmup 1000, restart every 2000; official callback's mean lr/lr0 0.6174
+    (restart warmup 50; 0.6087 with 1000); the no-restart cosine's 0.5."""
+    mean = lambda **kw: sum(schedule_factors(10000, 2000, schedule="cosine", warmup_steps=1000, **kw)) / 10000
+    assert mean(restart_warmup_steps=50) == pytest.approx(0.6174024201523145, abs=1e-4)
+    assert mean(restart_warmup_steps=1000) == pytest.approx(0.6087156879484944, abs=1e-4)

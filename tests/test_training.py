@@ -201,8 +201,8 @@ def test_schedules_warmup_decay_and_restart():
     cosine = LRSchedule(cfg(schedule="cosine", warmup_ratio=0.1, min_lr_ratio=0.1), total_steps=100)
     assert cosine.warmup == 10 and cosine.factor(55) == pytest.approx(0.55) and cosine.factor(99) == pytest.approx(0.1, abs=1e-3)
     assert LRSchedule(cfg(schedule="constant"), total_steps=50).factor(49) == 1.0
-    linear.restart(60)  # an optimizer reset: warm up again on top of the decay
-    assert linear.factor(60) == pytest.approx(0.05) and linear.factor(69) == pytest.approx(0.41)
+    linear.restart(60)  # an optimizer reset (the MoRA callback): the rate it had, then a 50-step warmup
+    assert linear.factor(60) == pytest.approx(0.5) and linear.factor(69) == pytest.approx(0.5 * 9 / 50)
 
 
 def test_param_groups_decay_only_matrices_and_apply_head_lr_and_multipliers(base):
@@ -274,8 +274,8 @@ def test_pretraining_from_scratch_with_adapter_saves_its_random_base(base, lm_ta
     info = adapters.read_config(tmp_path / "adapter")
     assert "model.embed_tokens" in info["modules_to_save"] and "lm_head" in info["modules_to_save"]
     lr = {step: value for step, _, value in train_losses(tmp_path)}
-    # ReMoRA resets after step 5: step 6 warms up again (half of its decayed lr, warmup 2 steps)
-    assert lr[6] == pytest.approx(0.5 * lr[5] * (1 - 3 / 8) / (1 - 2 / 8))
+    # ReMoRA resets after step 5 (the MoRA callback): step 6 keeps the decayed rate, then a 50-step warmup
+    assert lr[6] == pytest.approx(lr[5] * (1 - 3 / 8) / (1 - 2 / 8)) and lr[7] == pytest.approx(lr[6] / 50)
 
 
 # --- classification ----------------------------------------------------------------------

@@ -17,6 +17,7 @@ import yaml
 
 TASK_KINDS = ("causal_lm", "classification")
 SCHEDULES = ("linear", "cosine", "constant")
+RESTART_SCHEDULES = ("mora", "relora")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
@@ -60,7 +61,9 @@ class TrainConfig:
     schedule: str = "linear"
     warmup_steps: int = 0
     warmup_ratio: float = 0.0        # used when warmup_steps is 0
-    restart_warmup_steps: int | None = None  # warmup after an optimizer reset (ReMoRA); None = warmup
+    restart_schedule: str = "mora"   # after an optimizer reset (ReLoRA / ReMoRA): mora = kongds/MoRA's
+                                     # callback, relora = ReLoRA's jagged cosine (training/optim.py)
+    restart_warmup_steps: int | None = 50  # warmup after a reset (the callback's 50); None = warmup
     min_lr_ratio: float = 0.0        # the decay ends at lr * min_lr_ratio
     weight_decay: float = 0.0        # on matrices only: biases, norms, gates and vectors get none
     adam_betas: list = field(default_factory=lambda: [0.9, 0.999])
@@ -83,6 +86,7 @@ class TrainConfig:
         _coerce_numbers(self)
         _choice("task_kind", self.task_kind, TASK_KINDS)
         _choice("schedule", self.schedule, SCHEDULES)
+        _choice("restart_schedule", self.restart_schedule, RESTART_SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("dtype", self.dtype, DTYPES)
         _choice("device", self.device, DEVICES)

@@ -204,6 +204,9 @@ class Trainer:
         heads = adapters.adapter_info(self.raw_model)["modules_to_save"] if cfg.method else []
         groups = param_groups(cfg, self.hooks.main_parameters(), heads)
         self.main_params = [p for g in groups for p in g["params"]]
+        # Optimizers the method steps itself (SoRA's gates) follow the schedule and are clipped with the rest.
+        self.hook_optimizers = self.hooks.scheduled_optimizers(cfg.lr)
+        self.main_params += [p for o in self.hook_optimizers for g in o.param_groups for p in g["params"]]
         # Fully trained modules (embeddings, norms, heads) keep their Adam state through a ReLoRA /
         # ReMoRA restart; only the adapter's restarts, as in the reference implementations.
         head_prefixes = tuple(m + "." for m in heads)
@@ -303,9 +306,10 @@ class Trainer:
         self.counters["tokens_seen"] += tokens
         if not math.isfinite(entry["loss"]):
             return entry  # the caller stops the run; no update from a non-finite loss
-        entry["lr"] = cfg.lr * self.schedule.apply(self.optimizer, step)
+        entry["lr"] = cfg.lr * self.schedule.apply(step, self.optimizer, *self.hook_optimizers)
         if cfg.max_grad_norm:
-            self.scaler.unscale_(self.optimizer)
+            for optimizer in (self.optimizer, *self.hook_optimizers):
+                self.scaler.unscale_(optimizer)
             entry["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.main_params, cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
