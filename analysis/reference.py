@@ -347,9 +347,10 @@ def selection_text(entry: dict) -> str:
     """The table's selection rule, as its caption states it."""
     seeds = ("ours = the median over seeds [min–max], as the paper reports the median of its runs"
              if entry["seeds"] == "median" else "ours = mean over seeds with 95% CI (min–max where n = 2)")
-    return (" Selection: a row's candidates are all our variants of its method, rank and options (one per "
-            "learning rate); the one with the lowest end-of-run validation loss (mean over seeds) is "
-            "reported and named under 'ours' — never chosen on a test number. " + seeds + ".")
+    return (" Selection: a row's candidates are all our variants of its method, rank and options (the "
+            "profile's learning rates, and other swept settings such as SoRA's ξ); the one with the lowest "
+            "end-of-run validation loss (mean over seeds) is reported and named under 'ours' — never chosen "
+            "on a test number. " + seeds + ".")
 
 
 def caption(entry: dict, profile: str, mode: str, table: pd.DataFrame | None = None) -> str:

@@ -127,6 +127,22 @@ def test_other_models_rows_are_not_compared(tmp_path):
     assert reference.write_paper_tables(collect.collect(root), root) == {}  # MoRA has no LLaMA-3 rows
 
 
+def test_uuid_table_reads_the_snapshot_steps(tmp_path):
+    """MoRA Table 2 at the paper's steps 300/500/700/900 (eval_step<N>.json), final eval at 1000."""
+    root = tmp_path / "mora"
+    for variant, loss, scale in (("mora6_r8_lr5e-5", 0.9, 1.0), ("mora6_r8_lr1e-4", 0.5, 0.5)):
+        steps = {s: {"lorabench_uuid": {"char_acc": scale * s / 1000, "exact_match": 0.0}} for s in (300, 500, 700, 900)}
+        write_run(root, "uuid", variant, 0, method="mora", options={"r": 8, "mora_type": 6}, steps=1000,
+                  results={"lorabench_uuid": {"char_acc": 0.99, "exact_match": 0.5}}, step_results=steps,
+                  summary_extra={"eval_loss": loss}, base_model=LLAMA2)
+    table = reference.paper_table(collect.collect(root), reference.load_reference(), entry("MoRA", "2"), "values",
+                                  "LLaMA-2-7B")
+    mora = table[table["method"].eq("MoRA") & table["r"].eq(8)]
+    assert set(mora["variant"]) == {"mora6_r8_lr1e-4"}  # the lower validation loss
+    assert list(mora["ours"]) == pytest.approx([15.0, 25.0, 35.0, 45.0])
+    assert list(mora["paper"]) == [10.1, 15.7, 87.4, 100.0]
+
+
 # --- VeRA: 5 seeds, the median; RoBERTa-large rows for the large overlay -------------------------
 def json_table(path):
     import pandas as pd
