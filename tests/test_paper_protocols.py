@@ -448,7 +448,7 @@ def test_scores_and_group_aggregation(manager):
         for i, row in enumerate(math_rows(subject, n)):
             answer = 2 * i if (subject, i) in right else 2 * i + 1
             replies[METAMATH.format(row["problem"])] = f"So it is {answer}.\nThe answer is: {answer}.\n"
-    for name, (rows, _, _) in COMMONSENSE.items():  # the first item right, boolq's 2nd and 3rd wrong
+    for name, (rows, _, _) in COMMONSENSE.items():  # each task's first item right, the others wrong
         for i, row in enumerate(rows + [BOOLQ_EXTRA] if name == "boolq" else rows):
             hook = name.removesuffix("_easy").removesuffix("_challenge")
             text = getattr(pp, f"llmadapters_{hook}_text")(row)
@@ -486,7 +486,7 @@ def tiny_lm():
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
         num_key_value_heads=2, max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id)).eval()
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=16)
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=64)
 
 
 def test_every_paper_task_scores_on_a_tiny_model(manager, tiny_lm):
