@@ -47,6 +47,7 @@ SEED_RULES = ("mean", "median")
 ENTRY_KEYS = {"paper", "table", "title", "rows", "columns", "selection", "seeds"}
 ROW_KEYS = {"method", "r", "role", "options"}
 COLUMN_KEYS = {"task", "metric", "standard", "shape", "step", "transform", "params"}
+VALUE_COLUMNS = ["variant", "seed", "run_dir", "metric", "metric_id", "value"]  # per run, one cell
 RECORD_COLUMNS = ["model", "method", "r", "column", "protocol", "variant", "candidates", "selection", "our r",
                   "metric_id", "paper", "unit", "verified", "ours", "low", "high", "n", "ours cell"]
 
@@ -205,7 +206,7 @@ def _run_values(runs: pd.DataFrame, column: dict, ids: list, step: int | None) -
         if len(found):
             break
     else:
-        return pd.DataFrame(columns=["variant", "seed", "run_dir", "metric", "metric_id", "value"])
+        return pd.DataFrame(columns=VALUE_COLUMNS)
     values = found["value"].to_numpy(float)
     metric = found["metric"].iloc[0]
     values = np.log(values) if column.get("transform") == "log" else values * settings.display_scale(metric)
@@ -215,7 +216,7 @@ def _run_values(runs: pd.DataFrame, column: dict, ids: list, step: int | None) -
 def cell_values(runs: pd.DataFrame, column: dict, ids: list, step: int | None,
                 validation: dict[str, float]) -> tuple[pd.DataFrame, list[str], str | None, str]:
     """(the chosen variant's per-seed values, the candidates, the chosen variant, why)."""
-    values = _run_values(runs, column, ids, step)
+    values = _run_values(runs, column, ids, step) if len(runs) else pd.DataFrame(columns=VALUE_COLUMNS)
     if values.empty:
         return values, [], None, "no run has this number"
     variant, why = choose_variant(values, validation)
@@ -292,7 +293,7 @@ def paper_table(runs: pd.DataFrame, reference: pd.DataFrame, entry: dict, mode: 
                     ids = ids + (column.get("shape") or [])
                 spec = {**column, "params": "trainable"} if protocol == "trainable" else column
                 if step is None and column.get("step") is not None:
-                    values, pool, variant, why = pd.DataFrame(columns=["value", "metric_id"]), [], None, "no step"
+                    values, pool, variant, why = pd.DataFrame(columns=VALUE_COLUMNS), [], None, "no step"
                 else:
                     values, pool, variant, why = cell_values(candidates, spec, ids, step, validation)
                 summary = summarise(values["value"])
