@@ -22,6 +22,7 @@ from lm_eval.tasks import TaskManager
 from lm_eval.utils import handle_non_serializable
 
 import evaluation.classifier_lm  # noqa: F401  (registers "lorabench-classifier" with lm-eval)
+from evaluation.lm_eval_data import with_local_data
 from evaluation.suite_tasks import TASKS_DIR, build_task_configs, get_suite_task
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def evaluate_run(
     split: str = "test",
     bootstrap_iters: int = 0,
     max_gen_toks: int | None = None,
+    lm_eval_data: dict | None = None,
 ) -> dict:
     """Evaluate `model` on a suite task (`task_name`, data in `data_dir`) and/or built-in lm-eval
     tasks, write `out_path` (eval.json) atomically and return what was written.
@@ -109,6 +111,8 @@ def evaluate_run(
     `max_gen_toks` caps generation in the suite's generate_until tasks (templates allow up to 256
     tokens, the papers' setting; tiny answers need far fewer). Generation never takes more than
     half the model's context, leaving room for the prompt.
+    `lm_eval_data` (config `eval.lm_eval_data`) points built-in tasks at local files in the Hub
+    schema, {task or group: {split: path}}; see evaluation/lm_eval_data.py.
     """
     if task_name is None and not lm_eval_tasks:
         raise ValueError("nothing to evaluate: give a suite task_name and/or lm_eval_tasks")
@@ -129,6 +133,8 @@ def evaluate_run(
     unknown = [name for name in lm_eval_tasks if name not in task_manager.all_tasks]
     if unknown:
         raise ValueError(f"unknown lm-eval tasks {unknown}")
+    if lm_eval_tasks:
+        task_manager = with_local_data(task_manager, lm_eval_data)
 
     if classifier:
         lm = get_model("lorabench-classifier")(model=model, tokenizer=tokenizer, batch_size=batch_size)
@@ -151,6 +157,7 @@ def evaluate_run(
         "task": task_name,
         "data_files": {c["task"]: c["dataset_kwargs"]["data_files"]["test"] for c in configs},
         "lm_eval_tasks": list(lm_eval_tasks),
+        "lm_eval_data": dict(lm_eval_data or {}) if lm_eval_tasks else {},
         "limit": limit,
         "batch_size": batch_size,
         "max_gen_toks": max_gen_toks,
