@@ -1,55 +1,72 @@
-"""Verifiable instruction checks for the suite's instruction-following task.
+"""The instruction task's checks: lm-eval's IFEval instruction checkers, scored as IFEval scores them.
 
-A record's `check` is a dict with a `type` and, for most types, a `value`:
-  {"type": "uppercase"}                      every cased letter is upper case (and there is one)
-  {"type": "lowercase"}                      every cased letter is lower case (and there is one)
-  {"type": "exact", "value": "Paris"}        response, stripped, equals value
-  {"type": "contains", "value": "blue"}      value occurs in the response (case-insensitive)
-  {"type": "not_contains", "value": "red"}   value does not occur (case-insensitive)
-  {"type": "starts_with", "value": "Yes"}    stripped response starts with value
-  {"type": "ends_with", "value": "."}        stripped response ends with value
-  {"type": "num_items", "value": 3}          exactly that many list items ("- ", "* ", "1. ", "2) ")
-  {"type": "max_words", "value": 20}         at most that many whitespace-separated words
-  {"type": "min_words", "value": 5}          at least that many words
+A record's `check` holds IFEval's two fields,
+  {"instruction_id_list": ["keywords:existence", "startend:end_checker"],
+   "kwargs": [{"keywords": ["cat"]}, {"end_phrase": "!"}]},
+with ids from lm_eval/tasks/ifeval/instructions_registry.py and, per id, the arguments of that
+checker's `build_description`. Each response is scored strict (the response as it is) and loose
+(IFEval's upper bound: also without its first and/or last line and without `*`), at the prompt level
+(all instructions followed) and the instruction level (each instruction counts once). The suite
+reports these as instruction-following pass rates; the task is not IFEval's prompt set.
+
+lm-eval's ifeval modules (langdetect, immutabledict, nltk) load on first use, not at import.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from functools import cache
 
-_LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+\S", re.MULTILINE)
+from tasks.instruct import LANGDETECT_SEED
 
-
-def _has_case(text: str) -> bool:
-    return any(ch.isalpha() and ch.lower() != ch.upper() for ch in text)
+METRICS = ("prompt_pass_rate", "inst_pass_rate", "prompt_pass_rate_loose", "inst_pass_rate_loose")
 
 
-CHECKS: dict[str, Callable[[str, object], bool]] = {
-    "uppercase": lambda r, _: _has_case(r) and r == r.upper(),
-    "lowercase": lambda r, _: _has_case(r) and r == r.lower(),
-    "exact": lambda r, v: r.strip() == str(v).strip(),
-    "contains": lambda r, v: str(v).lower() in r.lower(),
-    "not_contains": lambda r, v: str(v).lower() not in r.lower(),
-    "starts_with": lambda r, v: r.strip().startswith(str(v)),
-    "ends_with": lambda r, v: r.strip().endswith(str(v)),
-    "num_items": lambda r, v: len(_LIST_ITEM.findall(r)) == int(v),
-    "max_words": lambda r, v: len(r.split()) <= int(v),
-    "min_words": lambda r, v: len(r.split()) >= int(v),
-}
-NEEDS_VALUE = set(CHECKS) - {"uppercase", "lowercase"}
+@cache
+def _ifeval():
+    """lm-eval's IFEval scoring module, with langdetect seeded so a response always gets one verdict
+    (unseeded, langdetect may answer differently for the same short text)."""
+    import langdetect
+    from lm_eval.tasks.ifeval import utils
+
+    langdetect.DetectorFactory.seed = LANGDETECT_SEED
+    return utils
 
 
 def validate_check(check: object) -> None:
-    """Raise ValueError for a check this module cannot run."""
-    if not isinstance(check, dict) or "type" not in check:
-        raise ValueError(f"check must be a dict with a 'type', got {check!r}")
-    if check["type"] not in CHECKS:
-        raise ValueError(f"unknown check type {check['type']!r}; supported: {sorted(CHECKS)}")
-    if check["type"] in NEEDS_VALUE and check.get("value") is None:
-        raise ValueError(f"check type {check['type']!r} needs a 'value'")
+    """Raise ValueError for a check lm-eval's IFEval checkers cannot run as given."""
+    registry = _ifeval().instructions_registry.INSTRUCTION_DICT
+    if not isinstance(check, dict) or not isinstance(check.get("instruction_id_list"), list) \
+            or not isinstance(check.get("kwargs"), list):
+        raise ValueError(f"check must be a dict with 'instruction_id_list' and 'kwargs' lists, got {check!r}")
+    ids, kwargs = check["instruction_id_list"], check["kwargs"]
+    if not ids or len(kwargs) != len(ids):
+        raise ValueError(f"check needs one kwargs dict per instruction id, got {len(ids)} ids and {len(kwargs)} kwargs")
+    for instruction_id, args in zip(ids, kwargs):
+        if instruction_id not in registry:
+            raise ValueError(f"unknown instruction id {instruction_id!r}; lm-eval's IFEval has {sorted(registry)}")
+        checker = registry[instruction_id](instruction_id)
+        needed = checker.get_instruction_args_keys()
+        # build_description draws a missing (or falsy, which IFEval drops) argument at random.
+        if not isinstance(args, dict) or not all(args.get(key) for key in needed):
+            raise ValueError(f"instruction {instruction_id!r} needs kwargs {needed}, got {args!r}")
+        try:
+            checker.build_description(**args)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"instruction {instruction_id!r}: bad kwargs {args!r} ({err})") from None
 
 
-def check_passes(response: str, check: dict) -> bool:
-    validate_check(check)
-    return bool(CHECKS[check["type"]](response, check.get("value")))
+def scores(response: str, check: dict, prompt: str = "") -> dict:
+    """IFEval's four judgements of `response`: prompt-level booleans, instruction-level lists."""
+    ifeval = _ifeval()
+    example = ifeval.InputExample(key=0, instruction_id_list=check["instruction_id_list"], prompt=prompt,
+                                  kwargs=check["kwargs"])
+    strict = ifeval.test_instruction_following_strict(example, response)
+    loose = ifeval.test_instruction_following_loose(example, response)
+    return {"prompt_pass_rate": strict.follow_all_instructions, "inst_pass_rate": strict.follow_instruction_list,
+            "prompt_pass_rate_loose": loose.follow_all_instructions,
+            "inst_pass_rate_loose": loose.follow_instruction_list}
+
+
+def follows(response: str, check: dict) -> bool:
+    """Strict, prompt level: does `response` follow every instruction of `check`?"""
+    return scores(response, check)["prompt_pass_rate"]

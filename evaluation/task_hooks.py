@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 
 from evaluation import metrics
-from evaluation.instruction_checks import check_passes
+from evaluation import instruction_checks
+from tasks.memorization import eval_prompt as uuid_prompt  # noqa: F401 (the YAML's doc_to_text)
 
 
 def _generation(results: list) -> str:
@@ -55,10 +56,6 @@ def math_results(doc: dict, results: list) -> dict:
     return {"exact_match": float(metrics.math_exact_match(results[0], str(doc["answer"])))}
 
 
-def uuid_prompt(doc: dict) -> str:
-    return f"{doc['key']}:"
-
-
 def uuid_results(doc: dict, results: list) -> dict:
     # Scored on as many characters as the value has (MoRA decodes the value's length); a model
     # that runs on past the value without stopping still gets its value right.
@@ -71,7 +68,9 @@ def uuid_results(doc: dict, results: list) -> dict:
 
 
 def instruction_results(doc: dict, results: list) -> dict:
-    return {"pass_rate": float(check_passes(results[0], doc["check"]))}
+    # IFEval's strict and loose judgements; the instruction-level lists are averaged over all
+    # instructions by lm-eval's own ifeval aggregation (see lorabench_instruction.yaml).
+    return instruction_checks.scores(results[0], doc["check"], doc["prompt"])
 
 
 # -- perplexity: items are (log-likelihood, units) as lm-eval's weighted_perplexity expects -----

@@ -1,10 +1,17 @@
 """UUID key:value memorization (task `uuid`), MoRA's Table 2.
 
-Pairs of uuid4-format strings from a seeded RNG; the training text is `key:value` with the loss on
-the whole sequence (prompt ""). Evaluation greedily decodes len(value) = 36 characters after the
-prompt `key:` and scores character accuracy and exact match. Memorization is measured on the pairs
-that were trained on, so validation and test are samples *of the train pairs* — the one task whose
-test items are in train by design.
+The format is MoRA's own data, as its authors posted the generator (kongds/MoRA issue #18, comment
+of 2024-09-03; the repository, at commit de5df31, has no UUID code): keys and values are
+`str(uuid.uuid4())` — 36 characters, lowercase hex in 8-4-4-4-12 groups, version nibble 4, variant
+8/9/a/b — and the training text is `key + ":" + value` with labels = input_ids, i.e. the loss on the
+whole sequence (here: prompt "", target `key:value`). Pairs come from a seeded RNG.
+
+Evaluation greedily decodes after the prompt `key:` and scores the first len(value) = 36 generated
+characters: character accuracy and exact match. A model that learned only the format scores
+FORMAT_ONLY_CHAR_ACC = 57/288 ≈ 19.8% character accuracy (≈ 9.8% if the 4 hyphens were not
+counted); MoRA does not publish how it computed its character accuracy, so read Table 2's ~10% rows
+against that. Memorization is measured on the pairs that were trained on, so validation and test
+are samples *of the train pairs* — the one task whose test items are in train by design.
 The paper source is the same generator at MoRA's scale (10k pairs).
 """
 from __future__ import annotations
@@ -13,6 +20,12 @@ import uuid
 
 from tasks.sampling import rng_for, with_ids
 from tasks.spec import TaskSpec
+
+SEPARATOR = ":"
+UUID4_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+# Expected character accuracy of right-format, random-hex values: 4 hyphens and the version nibble
+# always match, the variant nibble (one of 4) a quarter of the time, 30 free hex digits 1/16 each.
+FORMAT_ONLY_CHAR_ACC = (4 + 1 + 1 / 4 + 30 / 16) / 36
 
 
 def uuid_pairs(n: int, seed: int) -> list[tuple[str, str]]:
@@ -28,12 +41,12 @@ def uuid_pairs(n: int, seed: int) -> list[tuple[str, str]]:
 
 
 def pair_record(key: str, value: str) -> dict:
-    return {"prompt": "", "target": f"{key}:{value}", "key": key, "value": value, "answer": value}
+    return {"prompt": "", "target": f"{key}{SEPARATOR}{value}", "key": key, "value": value, "answer": value}
 
 
 def eval_prompt(record: dict) -> str:
     """What greedy decoding continues from; the expected continuation is record["value"]."""
-    return f"{record['key']}:"
+    return f"{record['key']}{SEPARATOR}"
 
 
 def _splits(n_pairs: int, seed: int, validation_size: int, test_size: int) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from tasks.sampling import SPLITS
@@ -33,10 +34,25 @@ def _column_problem(record: dict, column: str, spec) -> str | None:
     if column == "references" and not (isinstance(value, list) and value
                                        and all(isinstance(r, str) for r in value)):
         return "column 'references' must be a non-empty list of strings"
-    if column == "check" and not (isinstance(value, dict) and isinstance(value.get("type"), str)):
-        return "column 'check' must be a dict with a string 'type'"
+    if column == "check":
+        return _check_problem(value)
+    if column in ("key", "value") and spec.family == "memorization":
+        from tasks.memorization import UUID4_PATTERN  # memorization imports this module
+        if not re.fullmatch(UUID4_PATTERN, value):
+            return f"column {column!r} must be a uuid4 string (MoRA's data format), got {value!r}"
     if column == "label":
         return _label_problem(record, value, spec)
+    return None
+
+
+def _check_problem(check) -> str | None:
+    """IFEval's fields: instruction ids and one kwargs dict per id (evaluation/instruction_checks.py
+    checks the ids and arguments against lm-eval's registry)."""
+    ids, kwargs = (check.get("instruction_id_list"), check.get("kwargs")) if isinstance(check, dict) else (None, None)
+    if not (isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids)
+            and isinstance(kwargs, list) and len(kwargs) == len(ids) and all(isinstance(k, dict) for k in kwargs)):
+        return ("column 'check' must be a dict with 'instruction_id_list' (a non-empty list of IFEval "
+                "instruction ids) and 'kwargs' (one dict per id)")
     return None
 
 

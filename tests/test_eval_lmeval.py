@@ -160,7 +160,7 @@ def test_uuid_char_accuracy_matches_greedy_decoding(tmp_path, tokenizer, causal_
     rng = random.Random(2)
     records = []
     for i in range(30):
-        key, value = (str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(2))
+        key, value = (str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(2))  # MoRA's format
         records.append({"id": f"u{i}", "key": key, "value": value, "prompt": "", "target": f"{key}:{value}"})
     out = tmp_path / "eval.json"
     evaluate_run(causal_lm, tokenizer, "uuid", write_jsonl(tmp_path / "d" / "test.jsonl", records), out)
@@ -172,6 +172,34 @@ def test_uuid_char_accuracy_matches_greedy_decoding(tmp_path, tokenizer, causal_
     eval_json = check_eval_json(out, "lorabench_uuid", 30, {})
     assert result(eval_json, "lorabench_uuid", "char_acc") == pytest.approx(char_acc)
     assert result(eval_json, "lorabench_uuid", "exact_match") == exact
+
+
+def test_instruction_pass_rates_match_ifeval_on_greedy_generations(tmp_path, tokenizer, causal_lm):
+    from lm_eval.tasks.ifeval.utils import process_results
+
+    rng = random.Random(3)
+    checks = [  # instructions a random model's output can pass or fail
+        {"instruction_id_list": ["keywords:forbidden_words", "punctuation:no_comma"],
+         "kwargs": [{"forbidden_words": ["cat"]}, {}]},
+        {"instruction_id_list": ["keywords:existence", "length_constraints:number_words"],
+         "kwargs": [{"keywords": ["the"]}, {"num_words": 40, "relation": "at least"}]},
+        {"instruction_id_list": ["detectable_format:number_bullet_lists"], "kwargs": [{"num_bullets": 2}]},
+    ]
+    records = [{"id": f"i{i}", "prompt": sentence(rng, 5) + "\n", "target": "x", "check": checks[i % 3]}
+               for i in range(9)]
+    out = tmp_path / "eval.json"
+    evaluate_run(causal_lm, tokenizer, "instruct", write_jsonl(tmp_path / "d" / "test.jsonl", records), out)
+
+    judged = [process_results({"key": 0, "prompt": r["prompt"], **r["check"]},
+                              [greedy(causal_lm, tokenizer, r["prompt"], 128, "\x00")]) for r in records]
+    eval_json = check_eval_json(out, "lorabench_instruct", 9, {})
+    for ours, theirs in (("prompt_pass_rate", "prompt_level_strict_acc"), ("prompt_pass_rate_loose", "prompt_level_loose_acc")):
+        assert result(eval_json, "lorabench_instruct", ours) == pytest.approx(sum(j[theirs] for j in judged) / 9)
+    for ours, theirs in (("inst_pass_rate", "inst_level_strict_acc"), ("inst_pass_rate_loose", "inst_level_loose_acc")):
+        flat = [passed for j in judged for passed in j[theirs]]  # 15 instructions, each counted once
+        assert len(flat) == 15
+        assert result(eval_json, "lorabench_instruct", ours) == pytest.approx(sum(flat) / 15)
+    assert 0 < result(eval_json, "lorabench_instruct", "inst_pass_rate") < 1
 
 
 def test_e2e_metrics_match_greedy_generations(tmp_path, tokenizer, causal_lm, monkeypatch):
@@ -326,8 +354,9 @@ class UntouchableModel:
         ),
         (
             "instruct",
-            {"test.jsonl": [{"id": "1", "prompt": "p", "target": "t", "check": {"type": "rhymes"}}]},
-            "unknown check type",
+            {"test.jsonl": [{"id": "1", "prompt": "p", "target": "t",
+                             "check": {"instruction_id_list": ["rhymes"], "kwargs": [{}]}}]},
+            "unknown instruction id 'rhymes'",
         ),
         ("sst2", {}, "needs a sequence classifier"),
     ],

@@ -7,7 +7,7 @@ import pytest
 
 from evaluation import metrics
 from evaluation.e2e_metrics import NIST_BETA
-from evaluation.instruction_checks import check_passes, validate_check
+from evaluation.instruction_checks import scores, validate_check
 from evaluation.wordnet_setup import DEBIAN_WORDNET, LEXNAMES, find_wordnet_dir, install, load_wordnet
 
 # -- classification ---------------------------------------------------------------------------
@@ -93,6 +93,29 @@ def test_char_accuracy_by_hand():
     assert metrics.char_accuracy(value[:-2] + "11", value) == pytest.approx(34 / 36)
     assert metrics.exact_match(f" {value}\n", value)
     assert metrics.char_accuracy("", "") == 1.0
+
+
+def test_uuid_format_only_predictor_scores_the_chance_level():
+    """Right format, random hex: (4 hyphens + version 4 + 1/4 variant + 30/16 hex) / 36 = 57/288
+    ≈ 19.79% character accuracy (3.125/32 ≈ 9.77% were the hyphens not counted), no exact match."""
+    import random
+    import uuid
+
+    from evaluation.task_hooks import uuid_results
+    from tasks.memorization import FORMAT_ONLY_CHAR_ACC
+
+    rng = random.Random(0)
+
+    def uuid4():
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    scored = [uuid_results({"key": uuid4(), "value": uuid4()}, [uuid4() + "\n"]) for _ in range(4000)]
+    char_acc = sum(s["char_acc"] for s in scored) / len(scored)
+    assert FORMAT_ONLY_CHAR_ACC == pytest.approx(57 / 288)
+    assert char_acc == pytest.approx(57 / 288, abs=0.002)  # 3 standard errors (0.039 / sqrt(4000) each)
+    assert sum(s["exact_match"] for s in scored) == 0
+    unformatted = [uuid_results({"value": uuid4()}, [uuid4().replace("-", "")]) for _ in range(2000)]
+    assert sum(s["char_acc"] for s in unformatted) / 2000 < 0.09  # the format is worth ~13 points
 
 
 def test_perplexity_from_summed_nll():
@@ -255,31 +278,67 @@ def test_wordnet_errors_name_the_fix(tmp_path, monkeypatch):
         load_wordnet()
 
 
-# -- instruction checks -------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "response, check, passes",
-    [
-        ("HELLO WORLD!", {"type": "uppercase"}, True),
-        ("Hello", {"type": "uppercase"}, False),
-        ("123", {"type": "uppercase"}, False),  # no letters: not "all upper case"
-        ("quiet please", {"type": "lowercase"}, True),
-        (" Paris \n", {"type": "exact", "value": "Paris"}, True),
-        ("I like BLUE skies", {"type": "contains", "value": "blue"}, True),
-        ("I like blue skies", {"type": "not_contains", "value": "blue"}, False),
-        ("Yes, of course.", {"type": "starts_with", "value": "Yes"}, True),
-        ("Done", {"type": "ends_with", "value": "."}, False),
-        ("Fruits:\n- apple\n- pear\n* plum", {"type": "num_items", "value": 3}, True),
-        ("1. one\n2) two", {"type": "num_items", "value": 3}, False),
-        ("one two three", {"type": "max_words", "value": 3}, True),
-        ("one two three", {"type": "min_words", "value": 4}, False),
-    ],
-)
-def test_instruction_checks(response, check, passes):
-    assert check_passes(response, check) is passes
+# -- instruction checks: lm-eval's IFEval checkers ----------------------------------------------
+def ifeval(*instructions):
+    return {"instruction_id_list": [i for i, _ in instructions], "kwargs": [k for _, k in instructions]}
+
+
+BULLETS = "detectable_format:number_bullet_lists"
+WORDS = "length_constraints:number_words"
+FIRST_WORD = "length_constraints:nth_paragraph_first_word"
+# 16 probes where the suite's former bespoke checks and IFEval's differ or are easily confused; the
+# expected strict / loose verdicts are worked out by hand from lm_eval/tasks/ifeval/instructions.py.
+PROBES = [
+    ("1. apple\n2. pear\n3. plum", ifeval((BULLETS, {"num_bullets": 3})), False, False),  # numbered: not bullets
+    ("- apple\n- pear\n- plum", ifeval((BULLETS, {"num_bullets": 3})), True, True),
+    ("* apple\n* pear", ifeval((BULLETS, {"num_bullets": 2})), True, True),
+    ("-apple\n-pear", ifeval((BULLETS, {"num_bullets": 2})), True, True),  # any line starting with "-"
+    ("It's a dog-friendly place.", ifeval((WORDS, {"num_words": 5, "relation": "less than"})), False, False),  # 6 \w+ runs
+    ("one two three", ifeval((WORDS, {"num_words": 3, "relation": "less than"})), False, False),  # strictly less
+    ("one two", ifeval((WORDS, {"num_words": 3, "relation": "less than"})), True, True),
+    ("I love my Dog", ifeval(("startend:end_checker", {"end_phrase": "dog"})), True, True),  # case-insensitive
+    ('"Wow!"', ifeval(("startend:end_checker", {"end_phrase": "!"})), True, True),  # quotes stripped first
+    ("Wow!\nThanks.", ifeval(("startend:end_checker", {"end_phrase": "!"})), False, True),  # loose drops the last line
+    ("I like concatenation", ifeval(("keywords:forbidden_words", {"forbidden_words": ["cat"]})), True, True),  # \bcat\b
+    ("Red is bold", ifeval(("keywords:forbidden_words", {"forbidden_words": ["red"]})), False, False),
+    ("Cats are nice", ifeval(("keywords:existence", {"keywords": ["cat"]})), True, True),  # a bare substring search
+    ('"Ben lives here."', ifeval((FIRST_WORD, {"num_paragraphs": 1, "nth_paragraph": 1, "first_word": "Ben"})),
+     True, True),  # quote stripped, lower-cased
+    ("Ben, the baker.\n\nHe bakes.", ifeval((FIRST_WORD, {"num_paragraphs": 1, "nth_paragraph": 1,
+                                                          "first_word": "ben"})), False, True),  # 2 paragraphs; loose: 1
+    ("**the cat sleeps on the warm mat and the dog runs after the ball in the garden**",
+     ifeval(("change_case:english_lowercase", {}), ("punctuation:no_comma", {})), True, True),
+]
+
+
+@pytest.mark.parametrize("response, check, strict, loose", PROBES)
+def test_instruction_pass_rates_are_ifevals_verdicts(response, check, strict, loose):
+    from lm_eval.tasks.ifeval.utils import process_results
+
+    ours = scores(response, check, prompt="p")
+    assert (ours["prompt_pass_rate"], ours["prompt_pass_rate_loose"]) == (strict, loose)
+    theirs = process_results({"key": 0, "prompt": "p", **check}, [response])
+    assert ours == {"prompt_pass_rate": theirs["prompt_level_strict_acc"], "inst_pass_rate": theirs["inst_level_strict_acc"],
+                    "prompt_pass_rate_loose": theirs["prompt_level_loose_acc"],
+                    "inst_pass_rate_loose": theirs["inst_level_loose_acc"]}
+
+
+def test_instruction_level_counts_each_instruction():
+    check = ifeval(("keywords:existence", {"keywords": ["cat"]}), ("punctuation:no_comma", {}),
+                   ("startend:quotation", {}))
+    assert scores("A cat, a dog.", check) == {"prompt_pass_rate": False, "inst_pass_rate": [True, False, False],
+                                              "prompt_pass_rate_loose": False,
+                                              "inst_pass_rate_loose": [True, False, False]}
 
 
 def test_instruction_check_validation():
-    with pytest.raises(ValueError, match="unknown check type 'rhymes'"):
-        validate_check({"type": "rhymes"})
-    with pytest.raises(ValueError, match="needs a 'value'"):
-        validate_check({"type": "contains"})
+    with pytest.raises(ValueError, match="unknown instruction id 'rhymes'"):
+        validate_check(ifeval(("rhymes", {})))
+    with pytest.raises(ValueError, match=r"needs kwargs \['num_bullets'\]"):
+        validate_check(ifeval((BULLETS, {})))  # IFEval would draw the number at random
+    with pytest.raises(ValueError, match="one kwargs dict per instruction id"):
+        validate_check({"instruction_id_list": [BULLETS], "kwargs": []})
+    with pytest.raises(ValueError, match="bad kwargs"):
+        validate_check(ifeval((WORDS, {"num_words": 3, "relation": "at most"})))
+    with pytest.raises(ValueError, match="'instruction_id_list' and 'kwargs' lists"):
+        validate_check({"type": "lowercase"})
