@@ -5,7 +5,6 @@ greedy tokens, classifier logits), without lm-eval.
 """
 
 import json
-import os
 import random
 import uuid
 
@@ -202,12 +201,7 @@ def test_instruction_pass_rates_match_ifeval_on_greedy_generations(tmp_path, tok
     assert 0 < result(eval_json, "lorabench_instruct", "inst_pass_rate") < 1
 
 
-def test_e2e_metrics_match_greedy_generations(tmp_path, tokenizer, causal_lm, monkeypatch):
-    from evaluation.wordnet_setup import install
-
-    if not os.environ.get("NLTK_DATA"):
-        install(tmp_path / "nltk_data")
-        monkeypatch.setenv("NLTK_DATA", str(tmp_path / "nltk_data"))
+def test_e2e_metrics_match_greedy_generations(tmp_path, tokenizer, causal_lm):
     rng = random.Random(3)
     prompts = [f"name[{rng.choice(WORDS)}] food[{rng.choice(WORDS)}]\n" for _ in range(20)]
     generations = [greedy(causal_lm, tokenizer, prompt, 24, "\n").strip() for prompt in prompts]

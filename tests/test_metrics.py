@@ -1,14 +1,13 @@
 """Metrics against values worked out by hand (the arithmetic is in the comments)."""
 
 import math
-import os
 
 import pytest
 
 from evaluation import metrics
+from evaluation import e2e_metrics
 from evaluation.e2e_metrics import NIST_BETA
 from evaluation.instruction_checks import scores, validate_check
-from evaluation.wordnet_setup import DEBIAN_WORDNET, LEXNAMES, find_wordnet_dir, install, load_wordnet
 
 # -- classification ---------------------------------------------------------------------------
 # golds/preds: TP = 2 (items 0, 1), FN = 1 (item 2), TN = 2 (items 3, 4), FP = 1 (item 5)
@@ -126,7 +125,7 @@ def test_perplexity_from_summed_nll():
         metrics.perplexity(1.0, 0)
 
 
-# -- E2E: BLEU ---------------------------------------------------------------------------------
+# -- E2E: BLEU (mteval-v13a) -----------------------------------------------------------------
 CAT_HYP = "The cat sat on the mat"
 CAT_REFS = ["the cat sat on a mat", "a cat sat on the mat"]
 
@@ -154,14 +153,24 @@ def test_bleu_corpus_with_brevity_penalty_by_hand():
     assert metrics.corpus_bleu(hyps, refs) == pytest.approx(reference.score)
 
 
-def test_bleu_properties():
+def test_bleu_mteval_smoothing_and_ascii_lowercasing():
+    # No match at any order: mteval counts the k-th order without a match as 1 / (2^k * total):
+    # 1/(2*4), 1/(4*3), 1/(8*2), 1/(16*1); same lengths -> BP 1
+    expected = 100 * (1 / 8 * 1 / 12 * 1 / 16 * 1 / 16) ** 0.25
+    assert metrics.corpus_bleu(["x y z w"], [["a b c d"]]) == pytest.approx(expected)
+    # "a b c" vs "a b d": 2/3 unigrams, 1/2 bigrams, trigram 0/1 -> 1/(2*1); no 4-grams -> log 1
+    assert metrics.corpus_bleu(["a b c"], [["a b d"]]) == pytest.approx(100 * (2 / 3 * 1 / 2 * 1 / 2) ** 0.25)
+    # mteval lowercases A-Z only (`tr/[A-Z]/[a-z]/`): "CAFÉ" stays "cafÉ", no match with "café"
+    assert metrics.corpus_bleu(["CAFE ROUGE"], [["cafe rouge"]]) == pytest.approx(100.0)
+    assert metrics.corpus_bleu(["CAFÉ ROUGE"], [["café rouge"]]) < 100.0
     assert metrics.corpus_bleu(["a b c d e"], [["a b c d e"]]) == pytest.approx(100.0)
-    assert metrics.corpus_bleu(["x y z w"], [["a b c d"]]) == 0.0
     with pytest.raises(ValueError):
         metrics.corpus_bleu(["a"], [])
+    with pytest.raises(ValueError, match="reference set 0"):
+        metrics.corpus_bleu(["a"], [[""]])
 
 
-# -- E2E: NIST ---------------------------------------------------------------------------------
+# -- E2E: NIST (mteval-v13a) -----------------------------------------------------------------
 def test_nist_beta_gives_half_penalty_at_two_thirds_length():
     assert math.exp(NIST_BETA * math.log(2 / 3) ** 2) == pytest.approx(0.5)
 
@@ -173,10 +182,10 @@ def test_nist_by_hand():
     # info("the cat") = log2(count(the)/count(the cat)) = 1, info("a dog") = log2(1/1) = 0
     # n=1: all 4 hypothesis words match: (2 log2(7/2) + 2 log2 7) / 4
     # n=2: "the cat" (1) + "a dog" (0) over 2 bigrams = 1/2; no hypothesis 3..5-grams
-    # length: 4 words vs mean reference lengths 2 + 3 = 5 -> penalty exp(beta * ln(0.8)^2)
+    # length (mteval): 7 reference words / 1.5 references per segment = 14/3 vs 4 hypothesis words
     hyps, refs = ["the cat", "a dog"], [["the cat", "the dog"], ["a dog runs"]]
     score = (2 * math.log2(7 / 2) + 2 * math.log2(7)) / 4 + 1 / 2
-    expected = score * math.exp(NIST_BETA * math.log(0.8) ** 2)
+    expected = score * math.exp(NIST_BETA * math.log(4 / (14 / 3)) ** 2)
     assert metrics.corpus_nist(hyps, refs) == pytest.approx(expected)
 
 
@@ -184,31 +193,40 @@ def test_nist_penalty_by_hand():
     # "a b" vs "a b c": info(a) = info(b) = log2 3, info("a b") = log2(1/1) = 0
     # score = log2 3 (unigrams) + 0 (bigrams); length ratio 2/3 -> penalty 1/2
     assert metrics.corpus_nist(["a b"], [["a b c"]]) == pytest.approx(math.log2(3) / 2)
+    # a duplicated reference counts twice (as in the official tool): counts double, so the
+    # information weights stay; 6 reference words over 2 references -> the same length 3
+    assert metrics.corpus_nist(["a b"], [["a b c", "a b c"]]) == pytest.approx(math.log2(3) / 2)
 
 
-# -- E2E: ROUGE-L ------------------------------------------------------------------------------
+# -- E2E: coco-caption ROUGE-L and CIDEr on PTB tokens ----------------------------------------
+def test_ptb_tokenize_lowercases_and_drops_punctuation():
+    # As coco-caption: £ -> #, quotes and "..." dropped; brackets stay, as -lrb- / -rrb- (lowercased,
+    # so coco-caption's punctuation list, which has -LRB-, misses them).
+    texts = ("It isn't cheap (£20-25), it's \"kid-friendly\"...", "", "Café Sicilia!")
+    assert e2e_metrics.ptb_tokenize(texts) == (
+        "it is n't cheap -lrb- # 20-25 -rrb- it 's kid-friendly", "", "café sicilia")
+
+
 def test_rouge_l_by_hand():
-    # segment 1 vs "the cat is on the mat": LCS "the cat on the mat" = 5 -> P = R = F = 5/6;
-    #           vs "a cat": LCS 1 -> P 1/6, R 1/2, F = 1/4; best 5/6
-    # segment 2 "a dog" vs "a dog barks loudly": LCS 2 -> P 1, R 1/2, F = 2/3
-    hyps = ["the cat sat on the mat", "a dog"]
-    refs = [["the cat is on the mat", "a cat"], ["a dog barks loudly"]]
-    assert metrics.rouge_l(hyps, refs) == pytest.approx((5 / 6 + 2 / 3) / 2)
-    assert metrics.rouge_l(["same words here"], [["Same words here"]]) == pytest.approx(1.0)
+    # coco-caption: F = (1 + 1.2^2) P R / (R + 1.2^2 P), with P and R each maximised over references.
+    # "a b c d" vs "a b" (P 1/2, R 1) and vs "a b c d e f g h" (P 1, R 1/2): max P = max R = 1
+    assert metrics.rouge_l(["a b c d"], [["a b", "a b c d e f g h"]]) == pytest.approx(1.0)
+    # "a dog" vs "a dog barks loudly": LCS 2 -> P 1, R 1/2; vs "the dog": P 1/2, R 1/2
+    f = 2.44 * 1 * 0.5 / (0.5 + 1.44 * 1)
+    # segment 2: case and punctuation go with the PTB tokenizer -> 1; the corpus score is the mean
+    hyps, refs = ["a dog", "Same words, here."], [["a dog barks loudly", "the dog"], ["same words here"]]
+    assert metrics.rouge_l(hyps, refs) == pytest.approx((f + 1) / 2)
 
 
-# -- E2E: CIDEr --------------------------------------------------------------------------------
 def test_cider_by_hand():
     # 2 MRs, so every n-gram in one MR's references has idf = ln(2/1); unseen n-grams get ln 2
     # too (coco-caption's max(1, df)).  MR 1: "a a b" vs "a b"; MR 2: "c" vs "d" scores 0.
     # unigrams: hyp (a: 2, b: 1), ref (a: 1, b: 1) times ln 2; norms sqrt5, sqrt2 (x ln 2)
-    #   classic cosine: (2 + 1) / sqrt10;  coco-caption clips: (min(2,1) + 1) / sqrt10
-    # bigrams: hyp ("a a", "a b"), ref ("a b"): 1 / sqrt2 both ways; no ref 3-grams -> 0
-    # coco-caption's Gaussian length penalty: exp(-(3 - 2)^2 / (2 * 6^2)) on each order
+    #   coco-caption clips the numerator: (min(2,1) + 1) / sqrt10 (plain cosine: 3 / sqrt10)
+    # bigrams: hyp ("a a", "a b"), ref ("a b"): 1 / sqrt2; no ref 3-grams -> 0
+    # coco-caption's Gaussian length penalty (lengths in bigrams): exp(-(2 - 1)^2 / (2 * 6^2))
     hyps, refs = ["a a b", "c"], [["a b"], ["d"]]
-    classic = 10 * (3 / math.sqrt(10) + 1 / math.sqrt(2)) / 4 / 2
     coco = 10 * (2 / math.sqrt(10) + 1 / math.sqrt(2)) * math.exp(-1 / 72) / 4 / 2
-    assert metrics.cider(hyps, refs, e2e_compatible=False) == pytest.approx(classic)
     assert metrics.cider(hyps, refs) == pytest.approx(coco)
 
 
@@ -220,62 +238,42 @@ def test_cider_identical_is_ten_and_averages_references():
     assert 2.5 < metrics.cider(["a b c d", "x"], [["a b c d", "a b e f"], ["y"]]) < 5.0
 
 
-# -- E2E: METEOR (WordNet from Debian's wordnet-base via NLTK_DATA) -----------------------------
-@pytest.fixture(scope="module")
-def wordnet_env(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        if not os.environ.get("NLTK_DATA"):
-            target = tmp_path_factory.mktemp("nltk_data")
-            install(target)
-            patch.setenv("NLTK_DATA", str(target))
-        yield find_wordnet_dir()
+# -- E2E: METEOR 1.5 (Java) -------------------------------------------------------------------
+def test_meteor_by_hand():
+    # METEOR 1.5, `-l en`: alpha 0.85, beta 0.2, gamma 0.6, delta 0.75 (content vs function words),
+    # match weights exact 1, synonym 0.8. Fmean = P R / (alpha P + (1 - alpha) R);
+    # penalty gamma (chunks / matches)^beta, none when one chunk covers both texts.
+    assert metrics.meteor([CAT_HYP], [[CAT_HYP.lower()]]) == pytest.approx(1.0)
+    # "the dog" vs "the hound": "the" (function word) exact, dog ~ hound (WordNet synonym):
+    # P = R = (0.75 * 0.8 + 0.25 * 1) / (0.75 + 0.25) = 0.85, one chunk covering both -> 0.85
+    assert metrics.meteor(["the dog"], [["the hound"]]) == pytest.approx(0.85)
+    # "the dog" vs "the cat": only "the": P = R = 0.25; 1 chunk / 1 match -> penalty 0.6 -> 0.1
+    assert metrics.meteor(["the dog"], [["the cat"]]) == pytest.approx(0.1)
 
 
-def test_meteor_by_hand(wordnet_env):
-    # nltk METEOR: Fmean = P R / (0.9 P + 0.1 R), penalty 0.5 (chunks / matches)^3
-    # identical 6 tokens: one chunk -> 1 * (1 - 0.5 / 216)
-    assert metrics.meteor([CAT_HYP], [[CAT_HYP]]) == pytest.approx(1 - 0.5 / 216)
-    # "the cat sat" vs a 6-token reference: P 1, R 1/2, Fmean 0.5 / 0.95, one chunk of 3
-    # (the reference has no second "the": nltk aligns greedily and could split the chunk)
-    partial = (0.5 / 0.95) * (1 - 0.5 / 27)
-    assert metrics.meteor(["the cat sat"], [["x y z", "the cat sat on a mat"]]) == pytest.approx(partial)
-    # "dog" ~ "hound" only through WordNet (a synset holds both): P = R = 1, one chunk of 2
-    synonym = 1 - 0.5 / 8
-    assert metrics.meteor(["the dog"], [["the hound"]]) == pytest.approx(synonym)
-    assert metrics.meteor(
-        ["the dog", "the cat sat"], [["the hound"], ["the cat sat on a mat"]]
-    ) == pytest.approx((synonym + partial) / 2)
+def test_meteor_is_corpus_level_not_a_segment_mean():
+    hyps = ["the cat sat on the mat", "a dog barks"]
+    refs = [["the cat is on the mat"], ["a dog barks loudly at night"]]
+    segments = [metrics.meteor([h], [r]) for h, r in zip(hyps, refs)]
+    corpus = metrics.meteor(hyps, refs)
+    assert min(segments) < corpus < max(segments)
+    assert abs(corpus - sum(segments) / 2) > 1e-3
 
 
-def test_e2e_scores_identical_outputs(wordnet_env):
+def test_e2e_scores_identical_outputs():
     texts = ["The Eagle is a cheap pub near the river.", "Zizzi serves French food in the city centre."]
     scores = metrics.e2e_scores(texts, [[t] for t in texts])
     assert scores["bleu"] == pytest.approx(100.0)
     assert scores["rouge_l"] == pytest.approx(1.0)
     assert scores["cider"] == pytest.approx(10.0)
-    assert scores["meteor"] > 0.99
+    assert scores["meteor"] == pytest.approx(1.0)
     assert scores["nist"] > 0
 
 
-def test_wordnet_setup_copies_debian_files_and_writes_lexnames(tmp_path):
-    wordnet_dir = install(tmp_path)
-    lexnames = (wordnet_dir / "lexnames").read_text().splitlines()
-    assert len(lexnames) == len(LEXNAMES) == 45
-    assert lexnames[3] == "03\tnoun.Tops\t1" and lexnames[44] == "44\tadj.ppl\t3"
-    assert (wordnet_dir / "data.noun").stat().st_size == (DEBIAN_WORDNET / "data.noun").stat().st_size
-    assert not (wordnet_dir / "data.noun").is_symlink()
-
-
-def test_wordnet_errors_name_the_fix(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="apt-get install -y wordnet-base"):
-        install(tmp_path / "out", source=tmp_path / "no_wordnet_here")
-    import nltk
-
-    monkeypatch.setenv("NLTK_DATA", str(tmp_path))
-    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
-    monkeypatch.setattr("evaluation.wordnet_setup.DEFAULT_TARGET", tmp_path / "not_installed")
-    with pytest.raises(RuntimeError, match="python -m evaluation.wordnet_setup"):
-        load_wordnet()
+def test_java_missing_names_the_fix(monkeypatch):
+    monkeypatch.setattr(e2e_metrics.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="default-jre-headless"):
+        metrics.rouge_l(["never tokenized before"], [["so no cached tokens"]])
 
 
 # -- instruction checks: lm-eval's IFEval checkers ----------------------------------------------
