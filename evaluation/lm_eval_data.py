@@ -28,8 +28,9 @@ Semantics:
 - Tasks with no entry load from the Hub as before. Unknown names, missing files or splits, and
   subtasks left without rows fail before any model work, with a ValueError naming the key.
 
-Groups keep their structure: the subtasks are swapped in lm-eval's task index (not passed as
-loose config dicts), so `mmlu` still aggregates `mmlu_stem`... into its own `acc`.
+Groups keep their structure: the subtasks are swapped in a copy of lm-eval's task index, so `mmlu`
+still aggregates `mmlu_stem`... into its own `acc`. (Config dicts passed to simple_evaluate would
+not do: in lm-eval 0.4.13 a group given as a dict leaks its own keys into its tasks' configs.)
 """
 
 from __future__ import annotations
