@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time setup on a fresh machine (Debian/Ubuntu, Python 3.11): a virtual environment in .venv
-# with the exact pinned versions, the project installed editable, and WordNet for METEOR.
+# with the exact pinned versions, the project installed editable, and Java for the E2E metrics.
 # Safe to re-run: steps already done finish in seconds.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -8,10 +8,10 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
-# WordNet for METEOR: nltk cannot download it offline; Debian's wordnet-base package has it.
-if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null; then
+# Java for the official E2E metrics (METEOR 1.5 and the PTB tokenizer are jars in pycocoevalcap).
+if ! command -v java >/dev/null && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wordnet-base >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq default-jre-headless >/dev/null
 fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -19,5 +19,4 @@ fi
 # torch first and exactly: a looser spec (or a dependency's) would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
-[ -f evaluation/wordnet_setup.py ] && .venv/bin/python -m evaluation.wordnet_setup
 echo "setup done: activate with  . .venv/bin/activate"
