@@ -17,7 +17,7 @@ FALLBACK_FAMILY = {
     "cpt_domain_qa": "continual_pretraining", "cpt_general": "continual_pretraining",
 }
 FALLBACK_PRIMARY = {"cola": "mcc", "stsb": "pearson", "e2e": "bleu", "math": "exact_match",
-                    "instruct": "pass_rate", "uuid": "char_acc", "cpt_domain": "perplexity",
+                    "instruct": "prompt_pass_rate", "uuid": "char_acc", "cpt_domain": "perplexity",
                     "cpt_general": "perplexity"}
 # A task spec's metric names that are not lm-eval metric names.
 METRIC_ALIASES = {"perplexity": "word_perplexity"}
