@@ -11,6 +11,8 @@ or "random" (r components drawn at random from the torch RNG). The checkpoint ca
 factors (A0, B0) so that W_res = W0 − s B0 A0 is rebuilt exactly on load; exported to PEFT the
 update is an exact rank-2r LoRA over the original base: ΔW_total = s (B A − B0 A0).
 Tiny check: W0 = diag(5, 3, 1), r = 1, α = 1 → s·B A = diag(0, 0, 1), W_res = diag(5, 3, 0).
+With α ≠ r this differs from the official init, which takes α = r (s = 1) and does not divide S by
+s: here A and B are 1/√s times the official ones, while s·B A and W_res are identical.
 
 Numerics. The SVD runs in float32 on the weight's own device (the trainer injects adapters after
 moving the model to its training device: on a GPU, not minutes per LLaMA layer on the host). The

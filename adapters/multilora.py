@@ -7,6 +7,10 @@
 
 The paper says "learnable per-module scaling" without pinning its shape down publicly: the default
 is a scalar per module (`scaling: scalar`); `scaling: channel` gives each module a d_out vector.
+No public code pins either this or whether α/r multiplies the learnable s. Here it does (ΔW above):
+α/r means what it means for the LoRA baseline compared against, and s starts at 0 either way; but
+Adam's steps on s are about lr in size whatever the gradient's scale, so each step of s moves ΔW by
+(α/r)× what an unscaled s would — at α/r = 2, twice. `alpha: r` (α/r = 1) gives the unscaled form.
 Parameter-matched comparisons: n modules of rank r vs one LoRA of rank n·r, or rank r/n vs rank r.
 The paper's analysis — a flatter ("more democratic") singular spectrum of ΔW than LoRA's — is
 computed for every method by the suite's analysis stage.
