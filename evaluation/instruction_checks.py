@@ -55,18 +55,20 @@ def validate_check(check: object) -> None:
             raise ValueError(f"instruction {instruction_id!r}: bad kwargs {args!r} ({err})") from None
 
 
+def _example(check: dict, prompt: str):
+    return _ifeval().InputExample(key=0, instruction_id_list=check["instruction_id_list"], prompt=prompt,
+                                  kwargs=check["kwargs"])
+
+
 def scores(response: str, check: dict, prompt: str = "") -> dict:
     """IFEval's four judgements of `response`: prompt-level booleans, instruction-level lists."""
-    ifeval = _ifeval()
-    example = ifeval.InputExample(key=0, instruction_id_list=check["instruction_id_list"], prompt=prompt,
-                                  kwargs=check["kwargs"])
-    strict = ifeval.test_instruction_following_strict(example, response)
-    loose = ifeval.test_instruction_following_loose(example, response)
+    strict = _ifeval().test_instruction_following_strict(_example(check, prompt), response)
+    loose = _ifeval().test_instruction_following_loose(_example(check, prompt), response)
     return {"prompt_pass_rate": strict.follow_all_instructions, "inst_pass_rate": strict.follow_instruction_list,
             "prompt_pass_rate_loose": loose.follow_all_instructions,
             "inst_pass_rate_loose": loose.follow_instruction_list}
 
 
-def follows(response: str, check: dict) -> bool:
+def follows(response: str, check: dict, prompt: str = "") -> bool:
     """Strict, prompt level: does `response` follow every instruction of `check`?"""
-    return scores(response, check)["prompt_pass_rate"]
+    return _ifeval().test_instruction_following_strict(_example(check, prompt), response).follow_all_instructions
