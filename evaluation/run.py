@@ -11,10 +11,12 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import lm_eval.tasks as lm_eval_tasks_module
 from lm_eval import simple_evaluate
 from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
@@ -60,6 +62,52 @@ def write_json_atomic(data: dict, out_path: str | Path) -> None:
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False))
     os.replace(tmp, out_path)
+
+
+class CappedHFLM(HFLM):
+    """HFLM whose generation requests take at most `gen_cap` new tokens: lm-eval's built-in tasks
+    carry their own lengths (MetaMath's 2048), which a model with a short context cannot give."""
+
+    gen_cap: int | None = None
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        for request in requests:
+            context, kwargs = request.arguments
+            if self.gen_cap is not None and kwargs.get("max_gen_toks", self.max_gen_toks) > self.gen_cap:
+                request.arguments = (context, {**kwargs, "max_gen_toks": self.gen_cap})
+        return super().generate_until(requests, disable_tqdm=disable_tqdm)
+
+
+LM_EVAL_TASKS_DIR = Path(lm_eval_tasks_module.__file__).parent
+_DEFINES = re.compile(r"""^["']?(?:task|group)["']?\s*:\s*["']?([\w\-.]+)""", re.M)
+
+
+def _defining_folders(names: set[str], root: Path) -> tuple[set[Path], set[str]]:
+    """(top-level folders under `root` whose YAMLs define any of `names`, the names found)."""
+    folders, found = set(), set()
+    for path in root.rglob("*.yaml"):
+        defined = names.intersection(_DEFINES.findall(path.read_text(errors="ignore")))
+        if defined:
+            folders.add(root / path.relative_to(root).parts[0])
+            found |= defined
+    return folders, found
+
+
+def task_manager_for(lm_eval_tasks) -> TaskManager:
+    """The suite's task YAMLs plus the lm-eval task folders that define `lm_eval_tasks`.
+
+    lm-eval's full index (~15k tasks) takes 9-20 s to build in every evaluation job; the few
+    folders a profile names take well under a second (the YAMLs are scanned by name first). A name
+    no YAML defines by `task:`/`group:` (e.g. a tag) falls back to the full index."""
+    wanted = set(lm_eval_tasks)
+    if not wanted:
+        return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+    _, ours = _defining_folders(wanted, TASKS_DIR)
+    folders, builtin = _defining_folders(wanted - ours, LM_EVAL_TASKS_DIR)
+    if wanted - ours - builtin:
+        return TaskManager(include_path=str(TASKS_DIR), include_defaults=True)
+    # The suite's folder last: its YAMLs override built-ins of the same name (builtin_fixes/pubmedqa).
+    return TaskManager(include_path=[*map(str, sorted(folders)), str(TASKS_DIR)], include_defaults=False)
 
 
 # What eval.json keeps of simple_evaluate's output (not the model/env details: provenance has those).
@@ -108,7 +156,7 @@ def evaluate_run(
 
     `bootstrap_iters` is lm-eval's: 0 reports no standard errors; > 0 gives means their
     closed-form stderr and bootstraps lm-eval's registered corpus metrics (slow, multiprocess).
-    `max_gen_toks` caps generation in the suite's generate_until tasks (templates allow up to 256
+    `max_gen_toks` caps generation in every generate_until task (templates allow up to 256
     tokens, the papers' setting; tiny answers need far fewer). Generation never takes more than
     half the model's context, leaving room for the prompt.
     `lm_eval_data` (config `eval.lm_eval_data`) points built-in tasks at local files in the Hub
@@ -128,8 +176,7 @@ def evaluate_run(
     configs = []
     if task_name is not None:
         configs = build_task_configs(task_name, data_dir, split, None if classifier else count_tokens)
-    # The built-in task index takes ~20 s to build, so it is only loaded when built-ins are asked for.
-    task_manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=bool(lm_eval_tasks))
+    task_manager = task_manager_for(lm_eval_tasks)
     unknown = [name for name in lm_eval_tasks if name not in task_manager.all_tasks]
     if unknown:
         raise ValueError(f"unknown lm-eval tasks {unknown}")
@@ -139,8 +186,9 @@ def evaluate_run(
     if classifier:
         lm = get_model("lorabench-classifier")(model=model, tokenizer=tokenizer, batch_size=batch_size)
     else:
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-        _cap_generation_length(configs, min(lm.max_length // 2, max_gen_toks or lm.max_length))
+        lm = CappedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        lm.gen_cap = min(lm.max_length // 2, max_gen_toks or lm.max_length)
+        _cap_generation_length(configs, lm.gen_cap)
 
     started = time.perf_counter()
     output = simple_evaluate(

@@ -9,6 +9,7 @@ import random
 import uuid
 
 import pytest
+from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
@@ -388,7 +389,10 @@ def test_builtin_lm_eval_tasks_go_to_the_same_call(tmp_path, tokenizer, causal_l
     )
 
     (call,) = calls
-    assert call["task_manager"].include_defaults and call["task_manager"].include_path == str(TASKS_DIR)
+    # Only the lm-eval folders defining the named tasks are indexed, the suite's own last (it overrides).
+    assert not call["task_manager"].include_defaults
+    assert [Path(p).name for p in call["task_manager"].include_path] == ["gsm8k", "super_glue", "tasks"]
+    assert call["task_manager"].include_path[-1] == str(TASKS_DIR)
     assert [t if isinstance(t, str) else t["task"] for t in call["tasks"]] == [
         "lorabench_math",
         "gsm8k",

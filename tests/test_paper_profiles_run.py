@@ -15,6 +15,7 @@ profile's paper tables were written, with a number in every "ours" cell whose va
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -39,10 +40,11 @@ class Run:
     tasks: tuple[str, ...] | None = None     # None: the profile's own
     config: tuple[str, ...] = ()             # the one-liner's --config entries
     data: tuple[tuple[str, dict], ...] = ()  # data.paper overrides beyond the common fixtures
+    download: bool = False                   # run the `download` target first (README's air-gapped path)
 
 
 RUNS = {
-    "mora": Run(("config/paper/mora.yaml",), ("lora_r8_lr1e-4", "mora6_r8_lr2e-4")),
+    "mora": Run(("config/paper/mora.yaml",), ("lora_r8_lr1e-4", "mora6_r8_lr2e-4"), download=True),
     "mora+biomed": Run(("config/paper/mora.yaml", "config/paper/mora_biomed.yaml"),
                        ("lora_r8_lr3e-4", "mora6_r8_lr4e-4")),
     "mora+uuid": Run(("config/paper/mora.yaml", "config/paper/mora_uuid.yaml"), ("lora_r256_lr1e-4", "mora1_r256_lr5e-5")),
@@ -96,7 +98,7 @@ def overlay(run: Run, models: Path, data: Path) -> dict:
         "data": {"paper": {t: sources[t] for t in tasks}},
         "train": TRAIN,
         "task_train": {t: TRAIN for t in tasks},
-        "eval": {"batch_size": 2, "limit": 2},
+        "eval": {"batch_size": 2, "limit": 2, "max_gen_toks": 16},
     }
     if LM_EVAL_DATA.exists():
         out["eval"]["lm_eval_data"] = {name: {split: str(ROOT / path) for split, path in splits.items()}
@@ -118,6 +120,13 @@ def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
 
 
+def _failure(work: Path, result: subprocess.CompletedProcess) -> str:
+    """Snakemake's tail and the tracebacks of the jobs' own logs."""
+    logs = [f"--- {log}\n{log.read_text()[-4000:]}" for log in sorted(work.glob("results/*/logs/**/*.log"))
+            if "Traceback" in log.read_text()]
+    return "\n".join([result.stdout[-2000:], result.stderr[-3000:], *logs])
+
+
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_paper_profile_runs(name, fixtures, tmp_path):
     run = RUNS[name]
@@ -129,11 +138,17 @@ def test_paper_profile_runs(name, fixtures, tmp_path):
     args = ["--cores", "2", "--configfile", *run.files, str(test_overlay)]
     if run.config:
         args += ["--config", *run.config]
-    result = _snakemake(work, *args)
-    log_tail = result.stdout[-3000:] + result.stderr[-6000:]
-    assert result.returncode == 0, log_tail
-
     results = work / "results" / _profile_config(run)["profile"]
+    if run.download:  # what a login node runs before the offline compute jobs
+        result = _snakemake(work, "download", *args)
+        assert result.returncode == 0, _failure(work, result)
+        manifest = json.loads((results / "download.json").read_text())
+        assert manifest["base_model"]["fetched"] is False  # a local checkpoint is left alone
+        names = {n for ns in _profile_config(run)["eval"]["lm_eval_tasks"].values() for n in ns}
+        assert set(manifest["lm_eval_tasks"]) >= names and all(n > 0 for n in manifest["lm_eval_tasks"].values())
+    result = _snakemake(work, *args)
+    assert result.returncode == 0, _failure(work, result)
+
     assert (results / "report.html").exists()
     runs = pd.read_csv(results / "tables" / "runs.csv")
     assert set(runs["variant"]) >= set(run.variants) and (runs["status"] == "ok").all(), runs
@@ -144,3 +159,20 @@ def test_paper_profile_runs(name, fixtures, tmp_path):
         ran = table[table["variant"].isin(run.variants)] if "variant" in table else table
         assert len(ran), f"{path.name}: no row of {run.variants}"
         assert ran["ours"].notna().all(), f"{path.name}: empty ours cells\n{ran.to_string()}"
+
+
+def test_download_fetches_hub_models_only():
+    sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+    from hub_download import fetch_model
+
+    calls = []
+
+    def snapshot_download(repo_id, allow_patterns):
+        calls.append((repo_id, allow_patterns))
+        return f"/cache/{repo_id}"
+
+    assert fetch_model("meta-llama/Llama-2-7b-hf", snapshot_download) == {
+        "model": "meta-llama/Llama-2-7b-hf", "fetched": True, "path": "/cache/meta-llama/Llama-2-7b-hf"}
+    assert "*.safetensors" in calls[0][1] and "tokenizer*" in calls[0][1]
+    assert fetch_model(str(ROOT), snapshot_download)["fetched"] is False and len(calls) == 1
+    assert fetch_model(None, snapshot_download)["fetched"] is False

@@ -294,7 +294,8 @@ def _lm_eval_names() -> set[str]:
         pytest.skip("lm_eval is not installed")
     pattern = re.compile(r"""^["']?(?:task|group|tag)["']?\s*:\s*["']?([\w\-.]+)""", re.M)
     names = set()
-    for path in (Path(spec.origin).parent / "tasks").rglob("*.yaml"):
+    # lm-eval's built-ins and the suite's own (the papers' protocols, evaluation/tasks/paper).
+    for path in [*(Path(spec.origin).parent / "tasks").rglob("*.yaml"), *(ROOT / "evaluation" / "tasks").rglob("*.yaml")]:
         names.update(pattern.findall(path.read_text(errors="ignore")))
     return names
 

@@ -56,7 +56,7 @@ def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
                                        provenance=provenance, limit=eval_cfg["limit"],
                                        batch_size=eval_cfg["batch_size"], max_gen_toks=eval_cfg["max_gen_toks"],
                                        lm_eval_tasks=eval_cfg["lm_eval_tasks"].get(name, []),
-                                       **({"lm_eval_data": eval_cfg["lm_eval_data"]} if eval_cfg["lm_eval_data"] else {}))
+                                       lm_eval_data=eval_cfg["lm_eval_data"])
         for key, value in part.items():
             if isinstance(value, dict) and key != "lorabench":
                 merged.setdefault(key, {}).update(value)

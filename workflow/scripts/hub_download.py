@@ -4,7 +4,7 @@ Clusters are often air-gapped: compute nodes cannot reach the Hub. Run the `down
 login node first; it fills the Hugging Face caches (HF_HOME) that the compute jobs then read with
 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1:
 
-    snakemake --cores 1 --configfile config/paper/mora.yaml download        # login node, online
+    snakemake download --cores 1 --configfile config/paper/mora.yaml        # login node, online
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 snakemake --workflow-profile config/profiles/slurm \
         --configfile config/paper/mora.yaml                                   # compute, offline
 
@@ -42,27 +42,26 @@ def fetch_model(name: str, snapshot_download: Callable | None = None) -> dict:
 
 def fetch_lm_eval_data(names: list[str], lm_eval_data: dict | None) -> dict:
     """Build each lm-eval task as the evaluation will (lm-eval downloads its dataset when it builds
-    a task); returns {task: number of evaluation docs}."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    a task); returns {task or group: its number of evaluation docs}."""
+    from lm_eval.tasks import get_task_dict
 
     from evaluation.lm_eval_data import with_local_data
-    from evaluation.suite_tasks import TASKS_DIR
+    from evaluation.run import task_manager_for
 
     if not names:
         return {}
-    manager = with_local_data(TaskManager(include_path=str(TASKS_DIR)), lm_eval_data)
-    docs = {}
+    manager = with_local_data(task_manager_for(names), lm_eval_data)
 
-    def count(tasks):
-        for key, value in tasks.items():
-            if isinstance(value, dict):
-                count(value)
+    def docs(tasks) -> int:
+        total = 0
+        for value in tasks.values():
+            if isinstance(value, dict):  # a group: its subtasks
+                total += docs(value)
             else:
-                evaluated = value.test_docs() if value.has_test_docs() else value.validation_docs()
-                docs[getattr(key, "group_name", None) or value.config.task] = len(evaluated)
+                total += len(value.test_docs() if value.has_test_docs() else value.validation_docs())
+        return total
 
-    count(get_task_dict(names, manager))
-    return docs
+    return {name: docs(get_task_dict([name], manager)) for name in names}
 
 
 def fetch(config: dict, snapshot_download: Callable | None = None) -> dict:
