@@ -79,26 +79,45 @@ class CappedHFLM(HFLM):
 
 
 LM_EVAL_TASKS_DIR = Path(lm_eval_tasks_module.__file__).parent
-_DEFINES = re.compile(r"""^["']?(?:task|group)["']?\s*:\s*["']?([\w\-.]+)""", re.M)
+_DEFINES = re.compile(r"""^["']?(?:task|group|tag)["']?\s*:\s*["']?([\w\-.]+)""", re.M)
+_TAG_LIST = re.compile(r"^tag\s*:\s*\n((?:\s+-\s*[\w\-.]+\s*\n?)+)", re.M)
+_MEMBERS = re.compile(r"^\s*-\s*(?:task\s*:\s*)?([\w\-.]+)\s*$", re.M)  # a group's `task:` list items
+
+
+def _yaml_names(text: str) -> tuple[set[str], set[str]]:
+    """(names a task YAML defines by task:/group:/tag:, the names it lists: a group's members)."""
+    defined = set(_DEFINES.findall(text))
+    for block in _TAG_LIST.findall(text):
+        defined |= set(_MEMBERS.findall(block))
+    listed = set(_MEMBERS.findall(text)) if re.search(r"^group\s*:", text, re.M) else set()
+    return defined, listed
 
 
 def _defining_folders(names: set[str], root: Path) -> tuple[set[Path], set[str]]:
-    """(top-level folders under `root` whose YAMLs define any of `names`, the names found)."""
-    folders, found = set(), set()
-    for path in root.rglob("*.yaml"):
-        defined = names.intersection(_DEFINES.findall(path.read_text(errors="ignore")))
-        if defined:
-            folders.add(root / path.relative_to(root).parts[0])
-            found |= defined
-    return folders, found
+    """(top-level folders under `root` whose YAMLs define `names` and, for groups, their members
+    wherever they live, the names found)."""
+    scanned = [(path, *_yaml_names(path.read_text(errors="ignore"))) for path in root.rglob("*.yaml")]
+    folders, found, wanted = set(), set(), set(names)
+    while wanted - found:
+        new = set()
+        for path, defined, listed in scanned:
+            hit = defined & (wanted - found)
+            if hit:
+                folders.add(root / path.relative_to(root).parts[0])
+                new |= hit
+                wanted |= listed
+        if not new:
+            break
+        found |= new
+    return folders, found & set(names)
 
 
 def task_manager_for(lm_eval_tasks) -> TaskManager:
     """The suite's task YAMLs plus the lm-eval task folders that define `lm_eval_tasks`.
 
-    lm-eval's full index (~15k tasks) takes 9-20 s to build in every evaluation job; the few
-    folders a profile names take well under a second (the YAMLs are scanned by name first). A name
-    no YAML defines by `task:`/`group:` (e.g. a tag) falls back to the full index."""
+    lm-eval's full index (~15k tasks) takes 9-20 s to build in every evaluation job; the folders
+    a run names (found by scanning the YAMLs for the names and, for groups, their members) take
+    1-2 s. A name no YAML defines falls back to the full index."""
     wanted = set(lm_eval_tasks)
     if not wanted:
         return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
@@ -176,7 +195,8 @@ def evaluate_run(
     configs = []
     if task_name is not None:
         configs = build_task_configs(task_name, data_dir, split, None if classifier else count_tokens)
-    task_manager = task_manager_for(lm_eval_tasks)
+    # lm_eval_data's names are indexed too, so that a misspelt one still fails (with_local_data).
+    task_manager = task_manager_for([*lm_eval_tasks, *(lm_eval_data or {})] if lm_eval_tasks else [])
     unknown = [name for name in lm_eval_tasks if name not in task_manager.all_tasks]
     if unknown:
         raise ValueError(f"unknown lm-eval tasks {unknown}")

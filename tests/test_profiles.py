@@ -526,3 +526,69 @@ def test_slurm_profile_dry_run(dry_runs):
 
 if __name__ == "__main__":
     _batch_main(json.loads(sys.argv[1]), sys.argv[2])
+
+
+# -- profiles stand on their own (workflow/profile.py, what the Snakefile resolves) ----------------
+def test_tiny_settings_reach_no_paper_profile():
+    """Under a --configfile the tiny profile's keys are gone: no sst2 300 steps, no 48-token cap."""
+    from workflow.profile import resolve_profile
+
+    tiny = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for name, case in CASES.items():
+        config = merged_config(case)
+        assert "sst2" not in config.get("task_train", {}) or "max_steps" not in config["task_train"]["sst2"], name
+        assert config.get("variant_train", {}) == {}, f"{name}: variant_train leaks {config.get('variant_train')}"
+        assert config.get("eval", {}).get("max_gen_toks") is None and config.get("eval", {}).get("limit") is None, name
+        assert "eval_max_batches" not in config.get("train", {}), name
+    # No --configfile: the tiny profile itself, with --config on top.
+    plain = resolve_profile({"tasks": ["sst2"]}, [])
+    assert plain["task_train"] == tiny["task_train"] and plain["tasks"] == ["sst2"]
+
+
+def test_extends_puts_the_named_profile_underneath(tmp_path):
+    from workflow.profile import resolve_profile
+
+    tiny = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = resolve_profile({"extends": "config/config.yaml", "profile": "mine", "train": {"max_steps": 7}},
+                             ["mine.yaml"])
+    assert config["profile"] == "mine" and config["train"]["max_steps"] == 7
+    assert config["train"]["seq_len"] == tiny["train"]["seq_len"] and "extends" not in config
+    replication = merged_config(Case(("config/replication.yaml",)))
+    assert replication["variant_train"] == tiny["variant_train"] | replication.get("variant_train", {})
+    with pytest.raises(ValueError, match="names no file"):
+        resolve_profile({"extends": "config/nope.yaml"}, ["x.yaml"])
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"extends: {loop}\n")
+    with pytest.raises(ValueError, match="loops"):
+        resolve_profile({"extends": str(loop)}, ["x.yaml"])
+
+
+def test_nested_config_numbers_arrive_as_numbers():
+    """`--config 'data={paper: {cpt_domain: {validation_size: 20}}}'` nests values as strings."""
+    from snakemake.cli import parse_config
+
+    from workflow.profile import resolve_profile
+
+    raw = parse_config(["data={paper: {cpt_domain: {validation_size: 20, max_rows: 1.5e3, revision: 1234, "
+                        "data_files: 2024.jsonl}}}"])
+    assert raw["data"]["paper"]["cpt_domain"]["validation_size"] == "20"  # what Snakemake hands over
+    paper = resolve_profile(raw, ["x.yaml"])["data"]["paper"]["cpt_domain"]
+    assert paper == {"validation_size": 20, "max_rows": 1500.0, "revision": "1234", "data_files": "2024.jsonl"}
+
+
+def test_one_gpu_job_per_gpu(tmp_path):
+    """A CUDA profile's GPU rules ask for one `gpu` each, and the local pool is the visible GPUs
+    (at least 1): two 7B trainings never share one GPU by default. The run is real (the pool is
+    only reported when jobs are scheduled); its one job, a Hub loader, fails offline at once."""
+    import shutil
+
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+           "results/mora/data/math/test.jsonl", "--cores", "16", "--configfile", "config/paper/mora.yaml"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    import torch
+
+    pool = re.search(r'Provided resources: gpu=Resource\("gpu", (\d+)\)', text)
+    assert pool and int(pool[1]) == max(1, torch.cuda.device_count()), text[-3000:]
+    assert out.returncode != 0 and "OfflineModeIsEnabled" in text  # the loader really ran, offline

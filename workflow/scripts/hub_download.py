@@ -50,7 +50,7 @@ def fetch_lm_eval_data(names: list[str], lm_eval_data: dict | None) -> dict:
 
     if not names:
         return {}
-    manager = with_local_data(task_manager_for(names), lm_eval_data)
+    manager = with_local_data(task_manager_for([*names, *(lm_eval_data or {})]), lm_eval_data)
 
     def docs(tasks) -> int:
         total = 0
