@@ -84,11 +84,11 @@ def _profile_config(run: Run) -> dict:
 def overlay(run: Run, models: Path, data: Path) -> dict:
     """The test's own configfile for `run`: CPU scale and local stand-ins, nothing else."""
     config = _profile_config(run)
-    hub_id = config["base_model"]["path"]
+    hub_id = config["base_model"]["path"]  # the one-liner's model, if it names one (see _cli_config)
     tasks = list(run.tasks or config["tasks"])
     sources = paper_data(str(data))
     for task, options in run.data:
-        sources[task] = {k: v.format(data=data) for k, v in options.items()}
+        sources[task] = {**sources[task], **{k: v.format(data=data) for k, v in options.items()}}
     out = {
         "seeds": [0],
         "threads": 1,
@@ -120,6 +120,12 @@ def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
 
 
+def _cli_config(run: Run) -> list[str]:
+    """The one-liner's --config entries but its model: --config outranks every configfile, and the
+    overlay's stand-in (named as that model) must stay the model the run loads."""
+    return [entry for entry in run.config if not entry.startswith("base_model=")]
+
+
 def _failure(work: Path, result: subprocess.CompletedProcess) -> str:
     """Snakemake's tail and the tracebacks of the jobs' own logs."""
     logs = [f"--- {log}\n{log.read_text()[-4000:]}" for log in sorted(work.glob("results/*/logs/**/*.log"))
@@ -136,8 +142,8 @@ def test_paper_profile_runs(name, fixtures, tmp_path):
     test_overlay = work / "test_overlay.yaml"
     test_overlay.write_text(yaml.safe_dump(overlay(run, models, data), sort_keys=False))
     args = ["--cores", "2", "--configfile", *run.files, str(test_overlay)]
-    if run.config:
-        args += ["--config", *run.config]
+    if _cli_config(run):
+        args += ["--config", *_cli_config(run)]
     results = work / "results" / _profile_config(run)["profile"]
     if run.download:  # what a login node runs before the offline compute jobs
         result = _snakemake(work, "download", *args)
@@ -159,6 +165,7 @@ def test_paper_profile_runs(name, fixtures, tmp_path):
         ran = table[table["variant"].isin(run.variants)] if "variant" in table else table
         assert len(ran), f"{path.name}: no row of {run.variants}"
         assert ran["ours"].notna().all(), f"{path.name}: empty ours cells\n{ran.to_string()}"
+        assert "Δ" in table, f"{path.name}: not compared by value (is the stand-in named as the paper's model?)"
 
 
 def test_download_fetches_hub_models_only():

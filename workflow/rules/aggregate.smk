@@ -17,6 +17,7 @@ rule aggregate:
         verdicts=f"{RESULTS}/replication.json",
     params:
         base_model=lambda wc: base_model_path(),
+        model_name=config["base_model"]["name"],  # which model a local path is, for the paper tables
         verdicts=config["verdicts"],
     log:
         f"{RESULTS}/logs/aggregate.log",

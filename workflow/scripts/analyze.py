@@ -5,9 +5,13 @@ import os
 import sys
 
 from analysis.__main__ import main
+from analysis.paper_models import recognise
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 results = os.path.dirname(sm.output.replication)
+args = ["--results", results, "--out", results, "--base-model", sm.params.base_model,
+        "--verdict-settings", json.dumps(sm.params.verdicts)]
+if sm.params.model_name:  # base_model.name: a local copy (or stand-in) of a Hub model
+    args += ["--paper-model", recognise(sm.params.model_name) or sm.params.model_name]
 with open(sm.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-    sys.exit(main(["--results", results, "--out", results, "--base-model", sm.params.base_model,
-                   "--verdict-settings", json.dumps(sm.params.verdicts)]))
+    sys.exit(main(args))
