@@ -156,6 +156,9 @@ def test_paper_profile_runs(name, fixtures, tmp_path):
     assert result.returncode == 0, _failure(work, result)
 
     assert (results / "report.html").exists()
+    for eval_json in results.glob("runs/*/*/seed0/eval.json"):  # evaluated where the run trained
+        placement = json.loads(eval_json.read_text())["lorabench"]
+        assert (placement["device"], placement["dtype"]) == ("cpu", "float32"), eval_json
     runs = pd.read_csv(results / "tables" / "runs.csv")
     assert set(runs["variant"]) >= set(run.variants) and (runs["status"] == "ok").all(), runs
     tables = sorted((results / "tables").glob("paper_*.csv"))
@@ -183,3 +186,34 @@ def test_download_fetches_hub_models_only():
     assert "*.safetensors" in calls[0][1] and "tokenizer*" in calls[0][1]
     assert fetch_model(str(ROOT), snapshot_download)["fetched"] is False and len(calls) == 1
     assert fetch_model(None, snapshot_download)["fetched"] is False
+
+
+def test_download_fetches_punkt_for_ifeval_only():
+    sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+    from hub_download import fetch_nltk_data
+
+    calls = []
+    assert fetch_nltk_data(["mmlu", "gsm8k"], lambda *a, **k: calls.append(a)) == [] and not calls
+    fetched = fetch_nltk_data(["mmlu", "ifeval"], lambda name, download_dir, quiet: calls.append(name) or True)
+    assert calls == ["punkt_tab"] and fetched[0].endswith("nltk_data")
+    with pytest.raises(OSError, match="punkt_tab"):
+        fetch_nltk_data(["ifeval"], lambda *a, **k: False)
+
+
+def test_evaluation_loads_on_the_configured_device_and_dtype(tmp_path):
+    """What a GPU run's evaluation does, seen on a CPU: the run's dtype and device reach the model
+    lm-eval wraps (workflow/scripts/evaluate_run.py -> training.model.load_for_eval)."""
+    import torch
+
+    from training.config import TrainConfig
+    from training.model import load_for_eval, resolve_device
+
+    path = save_model("gpt2", tmp_path / "gpt2")
+    cfg = TrainConfig.from_dict({"model": str(path), "data_dir": "x", "task_kind": "causal_lm", "method": None,
+                                 "dtype": "bfloat16", "device": "cpu"})
+    model, _ = load_for_eval(cfg, None)
+    assert model.dtype == torch.bfloat16 and model.device.type == "cpu" and not model.training
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU is visible"):
+            resolve_device("cuda")

@@ -64,8 +64,26 @@ def fetch_lm_eval_data(names: list[str], lm_eval_data: dict | None) -> dict:
     return {name: docs(get_task_dict([name], manager)) for name in names}
 
 
+def fetch_nltk_data(names: list[str], download: Callable | None = None) -> list[str]:
+    """IFEval's sentence checks need nltk's punkt_tab, which only nltk's downloader provides: into
+    the environment's own nltk_data (on nltk's search path, and on the compute nodes' too when the
+    environment is on a shared disk)."""
+    if not any(name.startswith("ifeval") for name in names):
+        return []
+    import sys
+
+    if download is None:
+        from nltk import download
+    target = str(Path(sys.prefix) / "nltk_data")
+    if not download("punkt_tab", download_dir=target, quiet=True):
+        raise OSError(f"nltk could not download punkt_tab into {target} (ifeval's sentence checks need it)")
+    return [f"punkt_tab -> {target}"]
+
+
 def fetch(config: dict, snapshot_download: Callable | None = None) -> dict:
     """Everything a profile reads from the Hub; the task data is the rule's input (already written)."""
+    names = lm_eval_tasks(config)
     return {"profile": config["profile"],
             "base_model": fetch_model(config["base_model"]["path"], snapshot_download),
-            "lm_eval_tasks": fetch_lm_eval_data(lm_eval_tasks(config), config["eval"].get("lm_eval_data"))}
+            "lm_eval_tasks": fetch_lm_eval_data(names, config["eval"].get("lm_eval_data")),
+            "nltk_data": fetch_nltk_data(names)}
