@@ -28,6 +28,18 @@ WEIGHTS_FILE = "adapter.safetensors"
 FORMAT_VERSION = 1
 
 
+def as_umask_allows(path: str | os.PathLike) -> None:
+    """Give a file made by mkstemp / mkdtemp (0600 / 0700) the mode a plain open / mkdir would have
+    given it under the process's umask (0644 / 0755 with umask 022)."""
+    try:  # Linux shows it without changing it (os.umask would, for a moment, for every thread)
+        status = Path("/proc/self/status").read_text()
+        mask = int(re.search(r"^Umask:\s*(\d+)", status, re.M).group(1), 8)
+    except (OSError, AttributeError):
+        mask = os.umask(0)
+        os.umask(mask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
+
+
 @contextmanager
 def atomic_directory(directory: str | os.PathLike):
     """Yield a temp dir beside `directory`; on success it replaces `directory` in one rename."""
@@ -36,6 +48,7 @@ def atomic_directory(directory: str | os.PathLike):
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
+        as_umask_allows(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

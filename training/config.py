@@ -26,6 +26,19 @@ DEVICES = ("auto", "cpu", "cuda")
 NOT_HASHED = ("threads",)
 
 
+class InputError(ValueError):
+    """Bad input (a config or data file): nothing ran, and nothing but the input can fix it.
+    The message names the file, the key or line, and the fix; `python -m training` exits 2."""
+
+
+class ConfigError(InputError):
+    """A bad value of one config key (`key`), so callers can say which file set it."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"config: {key} {problem}")
+        self.key, self.problem = key, problem
+
+
 @dataclass
 class TrainConfig:
     # --- model ---------------------------------------------------------------------------
@@ -83,7 +96,7 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None = batch_size
 
     def __post_init__(self):
-        _coerce_numbers(self)
+        _check_types(self)
         _choice("task_kind", self.task_kind, TASK_KINDS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("restart_schedule", self.restart_schedule, RESTART_SCHEDULES)
@@ -92,47 +105,63 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         _choice("model_init", self.model_init, ("pretrained", "random"))
         if self.model_init == "pretrained" and not self.model:
-            raise ValueError("config: `model` (a local path or Hub id) is required unless model_init is 'random'")
+            raise ConfigError("model", "(a local path or Hub id) is required unless model_init is 'random'")
         if self.model_init == "random" and not (self.model_config or self.model):
-            raise ValueError("config: model_init 'random' needs `model_config` (or `model` to take the config from)")
+            raise ConfigError("model_config", "is needed by model_init 'random' (or `model`, to take the config from)")
         if not (self.tokenizer or self.model):
-            raise ValueError("config: `tokenizer` (a path or Hub id) is required when `model` is empty")
+            raise ConfigError("tokenizer", "(a path or Hub id) is required when `model` is empty")
         if not self.data_dir:
-            raise ValueError("config: `data_dir` (the task's JSONL directory) is required")
+            raise ConfigError("data_dir", "(the task's JSONL directory) is required")
         for name in ("seq_len", "batch_size", "grad_accum", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"config: {name} must be ≥ 1, got {getattr(self, name)}")
+                raise ConfigError(name, f"must be ≥ 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_every", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be ≥ 0 (0 = off), got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"config: max_steps must be ≥ 1 (or null to use epochs), got {self.max_steps}")
+            raise ConfigError("max_steps", f"must be ≥ 1 (or null to use epochs), got {self.max_steps}")
         if self.max_steps is None and self.epochs <= 0:
-            raise ValueError(f"config: epochs must be > 0, got {self.epochs}")
+            raise ConfigError("epochs", f"must be > 0, got {self.epochs}")
+        if not self.lr > 0:
+            raise ConfigError("lr", f"must be > 0, got {self.lr}")
         if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"config: warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise ConfigError("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         if self.pack and self.task_kind != "causal_lm":
-            raise ValueError("config: pack applies to causal_lm tasks only")
+            raise ConfigError("pack", "applies to causal_lm tasks only")
         bad = [n for n in self.snapshot_steps if isinstance(n, bool) or not isinstance(n, int) or n < 1]
         if bad:
-            raise ValueError(f"config: snapshot_steps must be positive step numbers, got {bad}")
+            raise ConfigError("snapshot_steps", f"must be positive step numbers, got {bad}")
         if self.method is None and self.modules_to_save:
-            raise ValueError("config: modules_to_save needs a method; with method null every weight trains")
+            raise ConfigError("modules_to_save", "needs a method; with method null every weight trains")
+        if self.method is not None:
+            self.method_options = _method_options(self.method, self.method_options)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        _check_keys(values, "run config")
+        check_keys(values, "run config")
         method = values.get("method", cls.method)
         method_train = {}
         if method is not None:
             import adapters  # the method's YAML: options for apply, `train:` defaults for us
-            method_train = adapters.method_config(method).get("train") or {}
-            _check_keys(method_train, f"the `train:` section of config/methods/{method}.yaml")
+            if not isinstance(method, str):
+                raise ConfigError("method", f"must be a method name or null (full fine-tuning), got {method!r}")
+            try:
+                adapters._registry.get_spec(method)
+                method_train = adapters.method_config(method).get("train") or {}
+            except ValueError as error:
+                raise ConfigError("method", f"{method!r}: {error}") from None
+            check_keys(method_train, f"the `train:` section of config/methods/{method}.yaml")
         return cls(**{**method_train, **values})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = read_yaml(path)
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: a run config is a mapping of keys to values")
-        return cls.from_dict(values)
+            raise InputError(f"{path}: a run config is a mapping of keys to values (key: value lines)")
+        try:
+            return cls.from_dict(values)
+        except InputError as error:
+            raise _in_file(error, path) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,26 +171,90 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's content; broken YAML names the file, the line and what to fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the path of a YAML run config")
+    try:
+        with path.open(encoding="utf-8") as f:
+            return yaml.safe_load(f) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(error, "problem", None) or str(error)
+        start = getattr(error, "context_mark", None)
+        if getattr(error, "context", None) and start:
+            problem += f" ({error.context} that starts at line {start.line + 1})"
+        raise InputError(f"{path}: not valid YAML at {where}: {problem}; fix the syntax there "
+                         "(a `{` or `[` left open, a tab, a missing `: `?)") from None
+
+
+def _in_file(error: InputError, path: str | Path) -> InputError:
+    """The same error, its message prefixed with the file that holds the bad value."""
+    error.args = (f"{path}: {error.args[0]}",)
+    return error
+
+
+def _method_options(method: str, options: Any) -> dict:
+    """The method's options checked now (unknown option, r: 0, a bad mora_type), not in the trainer."""
+    from adapters._registry import resolve_options
+
+    if not isinstance(options, dict):
+        raise ConfigError("method_options", f"must be a mapping of {method}'s options, got {options!r}")
+    try:
+        resolve_options(method, options)
+    except (ValueError, TypeError) as error:
+        raise ConfigError("method_options", f"({method}): {error}; fix it, or drop it to take "
+                                            f"config/methods/{method}.yaml's default") from None
+    return options
+
+
 def _choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
-        raise ValueError(f"config: {name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise ConfigError(name, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
-def _check_keys(values: dict[str, Any], where: str) -> None:
-    known = [f.name for f in dataclasses.fields(TrainConfig)]
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
+def check_keys(values: dict[str, Any], where: str) -> None:
+    """Every key of `values` is a TrainConfig key and holds a value of its type; errors name `where`."""
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: must be a mapping of training keys to values, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown key {key!r} in {where}{hint}; see `python -m training --help` for the keys")
+            raise InputError(f"unknown key {key!r} in {where}{hint}; see `python -m training --help` for the keys")
+        try:
+            _typed(fields[key], value)
+        except ConfigError as error:
+            raise ConfigError(key, f"{error.problem} (in {where})") from None
 
 
-def _coerce_numbers(cfg: "TrainConfig") -> None:
-    """YAML 1.1 reads `3e-3` (no dot) as a string: take it as the float it was meant to be."""
+# The annotation of each key -> the Python types its values may take (YAML gives int for 3, float for 3.0).
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,), "list": (list,)}
+
+
+def _typed(f: dataclasses.Field, value: Any) -> Any:
+    """`value` as key `f` takes it, or ConfigError. YAML 1.1 reads `3e-3` (no dot) as a string and
+    `--config` hands nested values over as strings: numbers in strings are taken as meant."""
+    allowed = [t for part in str(f.type).split("|") for t in _TYPES.get(part.strip(), ())]
+    if not allowed or (value is None and "None" in str(f.type)):
+        return value
+    if allowed == [int] and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    if float in allowed and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            example = f.default if isinstance(f.default, float) else 1.0e-4
+            raise ConfigError(f.name, f"must be a number, got {value!r}; write e.g. {f.name}: {example}") from None
+    if not isinstance(value, tuple(allowed)) or (isinstance(value, bool) and bool not in allowed):
+        kind = " or ".join(str(f.type).replace(" ", "").split("|"))
+        raise ConfigError(f.name, f"must be {kind}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _check_types(cfg: "TrainConfig") -> None:
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if isinstance(f.default, float) and isinstance(value, str):
-            try:
-                setattr(cfg, f.name, float(value))
-            except ValueError:
-                raise ValueError(f"config: {f.name} must be a number, got {value!r}") from None
+        setattr(cfg, f.name, _typed(f, getattr(cfg, f.name)))

@@ -17,16 +17,50 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import InputError
+
 IGNORE = -100            # label of tokens that carry no loss (prompt, padding)
 BUCKET_BATCHES = 50      # sort by length within windows of this many batches: little padding, still shuffled
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+# The columns a record of each task kind needs, and the types they take.
+COLUMNS = {"causal_lm": {"prompt": (str,), "target": (str,)},
+           "classification": {"text": (str,), "label": (int, float)}}
+REGENERATE = "fix that line, or regenerate the split: python -m tasks --task <task> --source tiny|paper --out DIR"
+
+
+class DataError(InputError):
+    """A data file breaks the record format; the message names the file, the line and the fix."""
+
+
+def read_jsonl(path: str | Path, task_kind: str | None = None) -> list[dict]:
+    """The records of a JSONL split; with `task_kind`, each is checked for that kind's columns."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: the task's data directory needs {path.name}")
-    with path.open() as f:
-        return [json.loads(line) for line in f if line.strip()]
+    columns = COLUMNS.get(task_kind, {})
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}: line {n} is not valid JSON ({error.msg} at column {error.colno}); "
+                                f"{REGENERATE}") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}: line {n} is not a JSON object; {REGENERATE}")
+            for column, types in columns.items():
+                if column not in record:
+                    raise DataError(f"{path}: line {n} (id={record.get('id')!r}) has no {column!r}; a {task_kind} "
+                                    f"record needs {sorted(columns)}; {REGENERATE}")
+                value = record[column]
+                if isinstance(value, bool) or not isinstance(value, types):
+                    raise DataError(f"{path}: line {n} (id={record.get('id')!r}): {column!r} must be "
+                                    f"{' or '.join(t.__name__ for t in types)}, got {value!r}; {REGENERATE}")
+            records.append(record)
+    return records
 
 
 def encode_causal(records: list[dict], tokenizer, seq_len: int, add_bos: bool) -> list[dict]:

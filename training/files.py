@@ -5,6 +5,8 @@ killed job never leaves a half file that Snakemake would take as done.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import platform
@@ -13,12 +15,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psutil
 import torch
+
+from adapters._io import as_umask_allows
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("lorabench", "torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors",
@@ -43,6 +48,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        as_umask_allows(tmp)  # mkstemp's 0600 would hide a shared results folder from colleagues
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -51,6 +57,56 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+class RunDirBusy(BlockingIOError):
+    """Another process is training into the same output directory."""
+
+
+@contextmanager
+def run_lock(out_dir: str | Path):
+    """Hold <out_dir>/.lock while a run writes there: a second run into the same directory stops at
+    once (RunDirBusy) instead of interleaving checkpoints and logs. The kernel drops the lock when
+    its process ends, however it ends, so a killed run leaves no stale lock; a run that ends removes
+    the file."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ".lock"
+    while True:
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RunDirBusy(errno.EWOULDBLOCK, f"{out} is in use by a run that is still going ({holder}); "
+                                                "wait for it to end, or give this run another --out") from None
+        if path.exists() and path.stat().st_ino == os.fstat(f.fileno()).st_ino:
+            break
+        f.close()  # the run that held it has just ended and removed it: lock the new file
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {platform.node()}\n")
+        f.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        f.close()  # closing releases the lock
+
+
+@contextmanager
+def scratch_dir(path: str | Path):
+    """A working directory at a fixed `path`, emptied first and removed after: what a killed job
+    left there is cleared by the next run instead of piling up as tmpXXXX folders."""
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def save_model_files(model, tokenizer, directory: str | Path) -> None:

@@ -32,15 +32,16 @@ import adapters
 from adapters._io import atomic_directory
 
 from . import checkpoint
-from .config import TrainConfig
+from .config import InputError, TrainConfig
 from .data import (IGNORE, Batch, BatchStream, encode_causal, encode_classification, eval_batches,
                    infer_num_labels, pack, read_jsonl)
 from .files import (atomic_write_json, atomic_write_text, memory_mb, own_base_model, peak_memory_mb, provenance,
-                    read_log, save_model_files)
+                    read_log, run_lock, save_model_files)
 from .model import attach_method, load_base_model, load_tokenizer, num_trainable, upcast_trainable_
 from .optim import LRSchedule, make_optimizer, param_groups
 
 THREADS_ENV = "LORABENCH_THREADS"
+COLLAPSE_TOLERANCE = 1e-3  # relative: a loss within 0.1% of the uniform-output loss counts as collapsed
 
 
 def train(config: TrainConfig | dict, out_dir: str | Path, *, stop_after_steps: int | None = None,
@@ -53,13 +54,15 @@ def train(config: TrainConfig | dict, out_dir: str | Path, *, stop_after_steps: 
     """
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     out = Path(out_dir)
-    try:
-        trainer = Trainer(cfg, out, fresh=fresh)
-    except Exception as error:  # e.g. a rank the layers cannot take: still leave a summary saying why
-        if not is_fault(error):
-            atomic_write_json(out / "train_summary.json", {"status": "failed", "reason": f"{type(error).__name__}: {error}"})
-        raise
-    return trainer.run(stop_after_steps)
+    # One run at a time in `out` (rank 0 holds the lock for all processes of a multi-GPU run).
+    with run_lock(out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+        try:
+            trainer = Trainer(cfg, out, fresh=fresh)
+        except Exception as error:  # e.g. a rank the layers cannot take: still leave a summary saying why
+            if not is_fault(error) and not isinstance(error, InputError):  # bad input is no result either
+                atomic_write_json(out / "train_summary.json", {"status": "failed", "reason": f"{type(error).__name__}: {error}"})
+            raise
+        return trainer.run(stop_after_steps)
 
 
 # Messages of RuntimeErrors raised by the GPU stack (CUDA, its libraries, NCCL) or the host allocator.
@@ -154,10 +157,10 @@ class Trainer:
     def _load_data(self) -> None:
         cfg, tok = self.cfg, self.tokenizer
         data_dir = Path(cfg.data_dir)
-        records = read_jsonl(data_dir / "train.jsonl")
+        records = read_jsonl(data_dir / "train.jsonl", cfg.task_kind)
         validation = data_dir / "validation.jsonl"
         evaluating = (cfg.eval_every or cfg.eval_at_end) and validation.exists()
-        val_records = read_jsonl(validation) if evaluating else []
+        val_records = read_jsonl(validation, cfg.task_kind) if evaluating else []
         self.num_labels = None
         if cfg.task_kind == "causal_lm":
             encode = lambda rs: encode_causal(rs, tok, cfg.seq_len, cfg.add_bos)  # noqa: E731
@@ -409,6 +412,24 @@ class Trainer:
         else:
             adapters.save(self.raw_model, directory / "adapter")
 
+    def _collapse(self) -> dict:
+        """Did the run end no better than a model that outputs the uniform distribution (loss ln V over
+        a vocabulary of V, ln K over K classes)? Such a run learned nothing: `collapsed` says so, and
+        `collapse` why, for the tables and the log; its status stays ok (it is a result)."""
+        n = self.num_labels if self.cfg.task_kind == "classification" else getattr(self.raw_model.config, "vocab_size", None)
+        if not n or n < 2:  # regression: no uniform output to compare with
+            return {}
+        uniform = math.log(n)
+        losses = {"final loss": self.counters["last_loss"], "eval loss": self.counters["last_eval"].get("eval_loss")}
+        losses = {k: v for k, v in losses.items() if v is not None}
+        collapsed = bool(losses) and all(v >= uniform * (1 - COLLAPSE_TOLERANCE) for v in losses.values())
+        result = {"uniform_loss": uniform, "collapsed": collapsed}
+        if collapsed:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in losses.items())
+            result["collapse"] = (f"{shown} ≥ ln({n}) = {uniform:.4f}, the loss of uniform output: the model learned "
+                                  f"nothing; lower the lr (now {self.cfg.lr}), raise warmup, or check the data")
+        return result
+
     def _finish(self, status: str, **extra) -> dict:
         """Final files: the trained weights (status ok only), then train_summary.json, written last."""
         cfg, out = self.cfg, self.out
@@ -434,6 +455,7 @@ class Trainer:
             "final_loss": self.counters["last_loss"], **self.counters["last_eval"],
             "method_stats": self.hooks.log_stats(),
             "resumed_from_step": int(self.resume_from.name.split("_")[1]) if self.resume_from else None,
+            **(self._collapse() if status == "ok" else {}),
         }
         if self.is_main:
             atomic_write_json(out / "train_summary.json", summary)

@@ -2,6 +2,9 @@
 # the task registry. Every rule file reads the names defined here.
 import os
 
+import yaml
+from snakemake.logging import logger
+
 import adapters
 import tasks as task_registry
 from analysis.settings import VerdictSettings
@@ -19,12 +22,19 @@ def _select(kind, wanted, known):
     return list(wanted)
 
 
+# The profile's files, as error messages name them.
+PROFILE = " + ".join(os.path.relpath(f) for f in workflow.overwrite_configfiles) or "config/config.yaml"
+
+
 def _all_variants():
     found = adapters.variants()
     for name, v in config["define_variants"].items():
         if name in found:
             raise ValueError(f"config define_variants: {name!r} already exists in config/methods; pick another name")
-        adapters._registry.resolve_options(v["method"], v.get("options", {}))  # fail early, naming the fix
+        try:  # fail early, naming the fix
+            adapters._registry.resolve_options(v["method"], v.get("options", {}))
+        except ValueError as error:
+            raise ValueError(f"{PROFILE}: define_variants.{name}.options: {error}") from None
         found[name] = {"method": v["method"], "options": v.get("options", {}), "train": v.get("train", {})}
     return found
 
@@ -82,16 +92,33 @@ def method_yaml(variant):
     return str(adapters._registry._method_yaml(method))
 
 
+def variant_source(variant):
+    """Where a variant is defined, as error messages name it."""
+    if variant in config["define_variants"]:
+        return f"{PROFILE}: define_variants.{variant}"
+    method = VARIANTS[variant]["method"]
+    listed = adapters.method_config(method).get("variants")
+    return f"config/methods/{method}.yaml: " + (f"variants.{variant}" if listed else "options")
+
+
+def run_layers(task, variant):
+    """The parts of a run's training config, lowest precedence first: (where it is written, keys)."""
+    method = VARIANTS[variant]["method"]
+    return [
+        (f"{PROFILE}: train", config["train"]),
+        (f"{PROFILE}: task_train.{task}", config["task_train"].get(task) or {}),
+        (f"config/methods/{method}.yaml: train", adapters.method_config(method).get("train") or {}),
+        (f"{variant_source(variant)}.train", VARIANTS[variant]["train"] or {}),
+        (f"{PROFILE}: variant_train.{variant}", config["variant_train"].get(variant) or {}),
+    ]
+
+
 def run_config(task, variant, seed):
     """One run's training.TrainConfig as a dict: profile < task < method YAML < variant."""
     spec = task_registry.get(task)
     v = VARIANTS[variant]
     return {
-        **config["train"],
-        **config["task_train"].get(task, {}),
-        **adapters.method_config(v["method"]).get("train", {}),
-        **v["train"],
-        **config["variant_train"].get(variant, {}),
+        **{key: value for _, keys in run_layers(task, variant) for key, value in keys.items()},
         "model": base_model_path(),
         "method": v["method"],
         "method_options": v["options"],
@@ -101,6 +128,51 @@ def run_config(task, variant, seed):
         "seed": int(seed),
         "threads": config["threads"],
     }
+
+
+def _base_model_config():
+    """The base model's transformers config, no weights (None when not on disk: a Hub model not in
+    the cache). The tiny base model is built by a job: its architecture is in its pretrain config."""
+    from training import preflight
+
+    if not config["base_model"]["path"]:
+        with open(config["base_model"]["pretrain_config"]) as f:
+            spec = yaml.safe_load(f) or {}
+        vocab = (spec.get("tokenizer") or {}).get("vocab_size", 2048)
+        return preflight.base_config(model_config={"model_type": "llama", "vocab_size": vocab, **(spec.get("model") or {})})
+    found = preflight.base_config(config["base_model"]["path"])
+    if found is None:
+        logger.info(f"{config['base_model']['path']}: no config.json on disk (not in the Hugging Face cache); "
+                    "the methods' ranks are checked against its layer shapes when each run starts")
+    return found
+
+
+def _check_runs():
+    """Every run's full training config, and every variant's method on the base model's layer
+    shapes, before any job starts: a mistake found after the first runs costs their hours."""
+    from training import preflight
+    from training.config import ConfigError, TrainConfig, check_keys
+
+    base = _base_model_config()
+    for task in TRAIN_TASKS:
+        for variant in variants_for(task):
+            layers = run_layers(task, variant)
+            for where, keys in layers:
+                check_keys(keys, where)
+            try:
+                cfg = TrainConfig.from_dict(run_config(task, variant, SEEDS[0]))
+                if base is not None:
+                    preflight.check_fits(cfg, base)
+            except ConfigError as error:
+                setters = [where for where, keys in layers if error.key in keys]
+                if error.key == "method_options":
+                    where = f"{variant_source(variant)} (the options of variant {variant})"
+                else:
+                    where = setters[-1] if setters else f"{PROFILE} (set {error.key} under train:)"
+                raise ValueError(f"run {task}/{variant}: {error}; it is set in {where}") from None
+
+
+_check_runs()
 
 
 def eval_placement(task, variant=None, seed=0):
