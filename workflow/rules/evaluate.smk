@@ -13,6 +13,7 @@ rule evaluate:
         data_dirs=lambda wc: [data_dir(t) for t in eval_tasks(wc.task)],
         base_model=lambda wc: base_model_path(),
         run_dir=lambda wc: run_dir(wc.task, wc.variant, wc.seed),
+        seed=lambda wc: int(wc.seed),
         placement=lambda wc: eval_placement(wc.task, wc.variant, wc.seed),
         eval_cfg=config["eval"],
     log:
@@ -38,6 +39,7 @@ rule evaluate_base:
         data_dirs=lambda wc: [data_dir(t) for t in eval_tasks(wc.task)],
         base_model=lambda wc: base_model_path(),
         run_dir=None,
+        seed=SEEDS[0],  # seeds the classifier head the bare base model lacks: one fixed base row
         placement=lambda wc: eval_placement(wc.task),
         eval_cfg=config["eval"],
     log:

@@ -6,7 +6,7 @@ the run's task and the probe tasks that share its training data (continual pretr
 import json
 import logging
 import os
-import tempfile
+from collections import Counter
 from pathlib import Path
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
@@ -18,7 +18,7 @@ import torch  # noqa: E402
 import evaluation  # noqa: E402
 import tasks  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.files import atomic_write_json, own_base_model_if_any  # noqa: E402
+from training.files import atomic_write_json, own_base_model_if_any, scratch_dir  # noqa: E402
 from training.model import load_for_eval  # noqa: E402
 
 torch.set_num_threads(sm.threads)
@@ -41,11 +41,26 @@ eval_cfg = sm.params.eval_cfg
 
 def load_model(adapter_dir: Path | None):
     """The base model with the adapter merged in, on the run's device and in its dtype; a run from
-    random init brings its own base."""
+    random init brings its own base. A classifier head the base model lacks (the bare-base row) is
+    initialised from the seed, so that row is the same on every evaluation."""
     own_base = own_base_model_if_any(run_dir) if run_dir else None
     cfg = TrainConfig.from_dict({"model": str(own_base or sm.params.base_model), "data_dir": data_dirs[0],
-                                 "task_kind": kind, "method": None, **sm.params.placement})
+                                 "task_kind": kind, "method": None, "seed": int(sm.params.seed),
+                                 **sm.params.placement})
+    torch.manual_seed(cfg.seed)
     return load_for_eval(cfg, spec.num_labels, adapter_dir)
+
+
+def majority_class_accuracy() -> float | None:
+    """The accuracy of always answering the test split's most frequent label (classification only):
+    the floor the bare-base row, an untrained head, is read against."""
+    if spec.kind != "classification" or spec.num_labels in (None, 1):
+        return None
+    lines = (Path(data_dirs[0]) / "test.jsonl").read_text().splitlines()
+    labels = [json.loads(line)["label"] for line in lines if line.strip()]
+    limit = eval_cfg["limit"]
+    labels = labels[:limit] if isinstance(limit, int) else labels
+    return max(Counter(labels).values()) / len(labels) if labels else None
 
 
 def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
@@ -66,7 +81,8 @@ def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
     return merged
 
 
-with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+# A fixed scratch folder: what a killed evaluation left there is cleared, not kept as tmpXXXX/.
+with scratch_dir(out_path.parent / ".eval_tmp") as tmp:
     # Learning curves: the weights the trainer saved at its snapshot_steps, on the run's own task.
     snapshots = sorted((Path(run_dir) / "snapshots").glob("step*"), key=lambda p: int(p.name[4:])) if run_dir else []
     for stale in out_path.parent.glob("eval_step*.json") if run_dir else []:
@@ -82,4 +98,6 @@ with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
     provenance.update(device=str(model.device), dtype=str(model.dtype).removeprefix("torch."))
     merged = evaluate(model, tokenizer, task_names, data_dirs, Path(tmp))
 merged["lorabench"] = {**merged.get("lorabench", {}), **provenance, "status": "ok", "tasks": task_names}
+if not run_dir:
+    merged["lorabench"]["majority_class_accuracy"] = majority_class_accuracy()
 atomic_write_json(out_path, merged)
