@@ -3,7 +3,9 @@
 - `save_model(arch, out)`: a tiny random model of a paper's architecture (LLaMA-2, LLaMA-3 with
   grouped-query attention, RoBERTa, DeBERTa-v2, GPT-2) with a byte-level BPE tokenizer trained on
   the fixtures' text, saved like a Hub checkpoint (config.json, safetensors, tokenizer files).
-  LLaMA is 512 wide so that every rank of the profiles fits (MoRA r=256 type 1 needs r̂ ≤ width).
+  LLaMA is 768 wide so that every rank of the profiles fits (MoRA r=256 type 1 on a 768 -> 1536
+  projection needs r̂ = √(2304·256) = 768 ≤ its width). Encoders are saved without a task head, as
+  their Hub checkpoints are (masked LM), so each GLUE task puts its own head on them.
 - `write_data(root)`: a few rows of every Hub dataset the paper loaders read, in the Hub schema
   (column names and types as the dataset cards give them): Tülu v2, UltraFeedback (parquet),
   MetaMathQA, commonsense_170k, GLUE, GEM/e2e_nlg, PubMed abstracts, PubMedQA pqa_labeled, C4.
@@ -39,10 +41,10 @@ def _sentence(rng: random.Random, n: int = 8) -> str:
 # --- models -----------------------------------------------------------------------------------
 ARCHS = {
     # arch: (model_type, config kwargs, causal LM?)
-    "llama": ("llama", dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=1, num_attention_heads=8,
-                            num_key_value_heads=8, max_position_embeddings=512), True),
-    "llama3": ("llama", dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=1, num_attention_heads=8,
-                             num_key_value_heads=2, max_position_embeddings=512), True),
+    "llama": ("llama", dict(hidden_size=768, intermediate_size=1536, num_hidden_layers=1, num_attention_heads=12,
+                            num_key_value_heads=12, max_position_embeddings=512), True),
+    "llama3": ("llama", dict(hidden_size=768, intermediate_size=1536, num_hidden_layers=1, num_attention_heads=12,
+                             num_key_value_heads=4, max_position_embeddings=512), True),
     "roberta": ("roberta", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
                                 max_position_embeddings=520), False),
     "deberta": ("deberta-v2", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
@@ -80,7 +82,7 @@ def _tokenizer(out: Path):
 def save_model(arch: str, out: str | Path) -> Path:
     """A tiny random `arch` model with its tokenizer in `out` (a local stand-in for a Hub checkpoint)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
     out = Path(out)
     if (out / "config.json").exists():
@@ -90,7 +92,7 @@ def save_model(arch: str, out: str | Path) -> Path:
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     config = AutoConfig.for_model(model_type, vocab_size=len(tok), **ids, **dims)
     torch.manual_seed(0)
-    model = (AutoModelForCausalLM if causal else AutoModelForSequenceClassification).from_config(config)
+    model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_config(config)
     model.save_pretrained(out)
     return out
 
@@ -198,7 +200,8 @@ def paper_data(root: str) -> dict:
         "e2e": {"data_dir": f"{root}/e2e_nlg"},
         "uuid": {"n_pairs": 8, "validation_size": 2},
         "cpt_domain": domain,
-        "cpt_domain_qa": {"domain": domain, "qa": {"data_dir": f"{root}/PubMedQA", "subset": "pqa_labeled"}},
+        "cpt_domain_qa": {"domain": domain, "qa": {"data_dir": f"{root}/PubMedQA", "subset": "pqa_labeled"},
+                          "validation_size": 3},
         "cpt_general": {"domain": domain, "general": {"data_dir": f"{root}/c4", "subset": "en",
                                                       "split": "validation", "streaming": False,
                                                       "max_rows": 16}, "validation_size": 4},
