@@ -51,3 +51,17 @@ MODELS = {"llama": tiny_llama, "gpt2": tiny_gpt2, "roberta": tiny_roberta, "debe
 def tokens():
     g = torch.Generator().manual_seed(1)
     return torch.randint(2, 101, (2, 9), generator=g)
+
+
+# A tiny pretrained base model and an LM task, built once for the whole session (each takes seconds):
+# the trainer's tests (faults, reliability, MiLoRA's device init) read them, never write them.
+@pytest.fixture(scope="session")
+def base(tmp_path_factory):
+    from test_training_helpers import make_tiny_base
+    return make_tiny_base(tmp_path_factory.mktemp("base"), steps=10)
+
+
+@pytest.fixture(scope="session")
+def lm_task(tmp_path_factory):
+    from test_training_helpers import make_lm_task
+    return make_lm_task(tmp_path_factory.mktemp("lm_task"))

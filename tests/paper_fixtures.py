@@ -45,6 +45,9 @@ ARCHS = {
                             num_key_value_heads=12, max_position_embeddings=512), True),
     "llama3": ("llama", dict(hidden_size=768, intermediate_size=1536, num_hidden_layers=1, num_attention_heads=12,
                              num_key_value_heads=4, max_position_embeddings=512), True),
+    # The same architecture narrow, for a case that trains hundreds of steps at a small rank.
+    "llama_narrow": ("llama", dict(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
+                                   num_key_value_heads=4, max_position_embeddings=512), True),
     "roberta": ("roberta", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
                                 max_position_embeddings=520), False),
     "deberta": ("deberta-v2", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,

@@ -12,7 +12,7 @@ import adapters
 from training.config import TrainConfig
 from training.model import upcast_trainable_
 
-from test_training_helpers import make_lm_task, make_tiny_base
+from test_training_helpers import make_lm_task
 
 
 def linear_256x512(dtype: torch.dtype) -> tuple[nn.Module, torch.Tensor]:
@@ -53,8 +53,8 @@ def test_init_leaves_the_output_unchanged_as_far_as_the_dtype_allows(init, dtype
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    return make_tiny_base(tmp_path_factory.mktemp("base"), steps=10)
+def base_dir(base):
+    return base  # the session's tiny base model (conftest.py)
 
 
 class Built(Exception):

@@ -45,14 +45,16 @@ class Run:
     download: bool = False                   # run the `download` target first (README's air-gapped path)
     train: tuple[tuple[str, object], ...] = ()  # CPU-scale settings beyond TRAIN
     paper_tables: bool = True                # False: the paper publishes no table for it (family table only)
+    arch: str | None = None                  # another stand-in of the same architecture (paper_fixtures.ARCHS)
 
 
 RUNS = {
     "mora": Run(("config/paper/mora.yaml",), ("mora6_r8_lr2e-4",), download=True),
     "mora+biomed": Run(("config/paper/mora.yaml", "config/paper/mora_biomed.yaml"), ("mora6_r8_lr4e-4",)),
-    # Table 2's columns are the profile's snapshots at steps 300/500/700/900: the run goes that far.
+    # Table 2's columns are the profile's snapshots at steps 300/500/700/900: the run goes that far
+    # (on a narrow LLaMA, r = 8).
     "mora+uuid": Run(("config/paper/mora.yaml", "config/paper/mora_uuid.yaml"), ("mora6_r8_lr5e-5",),
-                     train=(("max_steps", 901), ("checkpoint_every", 450), ("log_every", 100))),
+                     train=(("max_steps", 901), ("checkpoint_every", 450), ("log_every", 100)), arch="llama_narrow"),
     "milora": Run(("config/paper/milora.yaml",), ("milora_r32_lr3e-4",)),
     "milora+instruct": Run(("config/paper/milora.yaml", "config/paper/milora_instruct.yaml"), ("pissa_r32_lr3e-4",),
                            data=(("instruct", {"data_files": "{data}/ultrafeedback_binarized/data/train_sft-*.parquet"}),),
@@ -83,6 +85,7 @@ def overlay(run: Run, models: Path, data: Path) -> dict:
     """The test's own configfile for `run`: CPU scale and local stand-ins, nothing else."""
     config = _profile_config(run)
     hub_id = config["base_model"]["path"]
+    arch = run.arch or HUB_ARCH[hub_id]
     tasks = list(run.tasks or config["tasks"])
     sources = paper_data(str(data))
     for task, options in run.data:
@@ -92,7 +95,7 @@ def overlay(run: Run, models: Path, data: Path) -> dict:
         "threads": 1,
         "variants": list(run.variants),
         "tasks": tasks,
-        "base_model": {"path": str(save_model(HUB_ARCH[hub_id], models / HUB_ARCH[hub_id])), "name": hub_id},
+        "base_model": {"path": str(save_model(arch, models / arch)), "name": hub_id},
         "data": {"paper": {t: sources[t] for t in tasks}},
         "train": TRAIN | dict(run.train),
         "task_train": {t: TRAIN | dict(run.train) for t in tasks},

@@ -26,20 +26,10 @@ from training import train
 from training.__main__ import main as train_main
 from training.files import run_lock
 
-from test_training_helpers import make_lm_task, make_tiny_base, write_jsonl
+from test_training_helpers import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALUATE_RUN = ROOT / "workflow" / "scripts" / "evaluate_run.py"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return make_tiny_base(tmp_path_factory.mktemp("base"), steps=10)
-
-
-@pytest.fixture(scope="module")
-def lm_task(tmp_path_factory):
-    return make_lm_task(tmp_path_factory.mktemp("lm_task"))
 
 
 def run_config(base, task, **overrides) -> dict:

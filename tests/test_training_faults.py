@@ -18,19 +18,9 @@ import torch
 import adapters
 from training.trainer import Trainer, is_fault
 
-from test_training_helpers import adapter_tensors, make_lm_task, make_tiny_base
+from test_training_helpers import adapter_tensors
 
 TRAIN_RUN = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "train_run.py"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return make_tiny_base(tmp_path_factory.mktemp("base"), steps=10)
-
-
-@pytest.fixture(scope="module")
-def lm_task(tmp_path_factory):
-    return make_lm_task(tmp_path_factory.mktemp("lm_task"))
 
 
 def run_config(base, task, **overrides) -> dict:
