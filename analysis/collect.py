@@ -181,6 +181,8 @@ def _run_status(run_dir: Path) -> tuple[dict, str, str]:
         return {}, "missing", "no train_summary.json (not run yet, or killed)"
     status = str(summary.get("status", "failed"))
     reason = str(summary.get("reason", "")) if status != "ok" else ""
+    if status == "ok" and summary.get("collapsed"):  # finished, but stuck at the uniform-output loss
+        reason = f"collapsed: {summary.get('collapse', 'final loss at the uniform-output loss')}"
     return summary, status, reason
 
 

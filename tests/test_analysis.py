@@ -10,7 +10,7 @@ from scipy import stats as scipy_stats
 from analysis import collect, reference, settings, stats, tables
 from analysis.values import primary_values
 from analysis.plots import pareto_front, plot_spectra, write_plots
-from test_analysis_data import build_results, row
+from test_analysis_data import build_results, row, write_run
 
 T_975_DF2 = 4.302652729911275  # Student t 97.5% quantile, 2 degrees of freedom (tables)
 
@@ -53,6 +53,16 @@ def test_failed_and_diverged_runs_keep_a_row_with_their_reason(runs):
     assert math.isnan(diverged["value"]) and diverged["metric"] == ""
     failed = one(runs, train_task="sst2", variant="mora1")
     assert (failed["status"], failed["reason"], failed["method"]) == ("failed", "OutOfMemoryError: CUDA", "mora")
+
+
+def test_a_collapsed_run_is_ok_with_a_note(tmp_path):
+    """A run stuck at the uniform-output loss (training.trainer's `collapsed`) is shown, not hidden."""
+    write_run(tmp_path, "sst2", "lora", 0, results={"lorabench_sst2": {"acc,none": 0.5}},
+              summary_extra={"collapsed": True, "collapse": "final loss 0.693 ≥ ln 2 (uniform output)"})
+    write_run(tmp_path, "sst2", "mora6", 0, results={"lorabench_sst2": {"acc,none": 0.9}})
+    runs = collect.collect(tmp_path).drop_duplicates("variant").set_index("variant")
+    assert runs.loc["lora", "status"] == "ok" and runs.loc["lora", "reason"].startswith("collapsed: final loss 0.693")
+    assert runs.loc["mora6", "reason"] == ""
 
 
 def test_steps_probes_base_and_sora_ranks(runs):
