@@ -22,6 +22,7 @@ from typing import Any
 from lm_eval.tasks._yaml_loader import load_yaml
 
 from evaluation.instruction_checks import validate_check
+from tasks.records import jsonl_records
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 
@@ -140,18 +141,9 @@ def _check_record(record: dict, spec: SuiteTask, where: str) -> None:
 def validate_records(path: Path, spec: SuiteTask) -> int:
     """Check every record of a JSONL file against the task's contract; returns the record count."""
     count = 0
-    with open(path, encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{line_no}: a record must be a JSON object")
-            _check_record(record, spec, f"{path}:{line_no} (id={record.get('id')!r})")
-            count += 1
+    for line_no, record in jsonl_records(path, "fix that line, or regenerate the data (python -m tasks ...)"):
+        _check_record(record, spec, f"{path}:{line_no} (id={record.get('id')!r})")
+        count += 1
     if count == 0:
         raise ValueError(f"{path} is empty: no records to evaluate")
     return count

@@ -17,6 +17,23 @@ from tasks.sampling import SPLITS
 TEXT_COLUMNS = ("id", "prompt", "text", "text_pair", "answer", "key", "value")
 
 
+def jsonl_records(path: str | os.PathLike, fix: str):
+    """(line number, record) for each non-blank line of a JSONL file; a line that is not a JSON
+    object raises ValueError naming the file, the line and `fix` (what to do about it)."""
+    with open(path, encoding="utf-8") as lines:
+        for line_no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: line {line_no} is not valid JSON ({err.msg} at column {err.colno}); "
+                                 f"{fix}") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}: line {line_no} is not a JSON object; {fix}")
+            yield line_no, record
+
+
 def _fix(task_name: str) -> str:
     return f"regenerate it with `python -m tasks --task {task_name} --source tiny|paper --out DIR`"
 
@@ -138,15 +155,7 @@ def read_split(path: str | os.PathLike, task) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file; task {spec.name!r} needs it — {_fix(spec.name)}")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {line_no} is not valid JSON ({err.msg}) — {_fix(spec.name)}") from None
+    records = [record for _, record in jsonl_records(path, _fix(spec.name))]
     validate_records(records, spec, str(path))
     return records
 

@@ -10,12 +10,13 @@ position (epoch, batch index) to see exactly the batches an uninterrupted run wo
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from tasks.records import jsonl_records
 
 from .config import InputError
 
@@ -40,26 +41,20 @@ def read_jsonl(path: str | Path, task_kind: str | None = None) -> list[dict]:
         raise FileNotFoundError(f"{path} not found: the task's data directory needs {path.name}")
     columns = COLUMNS.get(task_kind, {})
     records = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}: line {n} is not valid JSON ({error.msg} at column {error.colno}); "
-                                f"{REGENERATE}") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}: line {n} is not a JSON object; {REGENERATE}")
-            for column, types in columns.items():
-                if column not in record:
-                    raise DataError(f"{path}: line {n} (id={record.get('id')!r}) has no {column!r}; a {task_kind} "
-                                    f"record needs {sorted(columns)}; {REGENERATE}")
-                value = record[column]
-                if isinstance(value, bool) or not isinstance(value, types):
-                    raise DataError(f"{path}: line {n} (id={record.get('id')!r}): {column!r} must be "
-                                    f"{' or '.join(t.__name__ for t in types)}, got {value!r}; {REGENERATE}")
-            records.append(record)
+    try:
+        lines = list(jsonl_records(path, REGENERATE))
+    except ValueError as error:  # bad JSON: bad input, exit 2
+        raise DataError(str(error)) from None
+    for n, record in lines:
+        for column, types in columns.items():
+            if column not in record:
+                raise DataError(f"{path}: line {n} (id={record.get('id')!r}) has no {column!r}; a {task_kind} "
+                                f"record needs {sorted(columns)}; {REGENERATE}")
+            value = record[column]
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise DataError(f"{path}: line {n} (id={record.get('id')!r}): {column!r} must be "
+                                f"{' or '.join(t.__name__ for t in types)}, got {value!r}; {REGENERATE}")
+        records.append(record)
     return records
 
 
