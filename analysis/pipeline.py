@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots, reference, sweep, tables, verdicts
+from . import headline, plots, reference, sweep, tables, verdicts
 from .collect import collect, collect_curves
 from .files import write_csv
 
@@ -17,7 +17,7 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
                  spectra: bool = True, compare: str | None = None,
                  settings: verdicts.VerdictSettings | None = None,
                  paper_model: str | None = None) -> dict[str, list[Path]]:
-    """collect → (spectra) → tables → paper tables → plots → lr sweep → verdicts; returns {kind: paths written}."""
+    """collect → (spectra) → tables → paper tables → plots → lr sweep → verdicts → headline; returns {kind: paths written}."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     runs, curves = collect(results_dir), collect_curves(results_dir)
     spectrum_curves = pd.DataFrame()
@@ -32,7 +32,8 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
     written = {"runs": [write_csv(tables_dir / "runs.csv", runs), write_csv(tables_dir / "train_curves.csv", curves)]}
     if len(spectrum_curves):
         written["runs"].append(write_csv(tables_dir / "spectra.csv", spectrum_curves))
-    family_tables = tables.write_family_tables(runs, out_dir)
+    summary = tables.aggregate(runs)
+    family_tables = tables.write_family_tables(runs, out_dir, summary=summary)
     written["tables"] = [p for paths in family_tables.values() for p in paths]
     paper_tables = reference.write_paper_tables(runs, out_dir, compare, paper_model_name=paper_model)
     written["paper tables"] = [p for paths in paper_tables.values() for p in paths]
@@ -42,4 +43,5 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
     decided = verdicts.decide_claims(runs, settings)
     written["verdicts"] = verdicts.write_replication(decided, out_dir, results_dir.name, settings,
                                                      extra=sweep.learning_rates_markdown(results_dir))
+    written["headline"] = headline.write_headline(runs, summary, decided, out_dir, results_dir.name)
     return written

@@ -126,10 +126,12 @@ def caption(family: str, profile: str) -> str:
             f"n = number of seeds; fractions shown ×100; failed runs show their reason.")
 
 
-def write_family_tables(runs: pd.DataFrame, out_dir: str | Path, confidence: float = 0.95) -> dict[str, list[Path]]:
-    """tables/<family>.{csv,md,tex} per family and tables/summary.csv; returns {family: paths}."""
+def write_family_tables(runs: pd.DataFrame, out_dir: str | Path, confidence: float = 0.95,
+                        summary: pd.DataFrame | None = None) -> dict[str, list[Path]]:
+    """tables/<family>.{csv,md,tex} per family and tables/summary.csv (`summary`: aggregate(runs)
+    when already computed); returns {family: paths}."""
     tables_dir = Path(out_dir) / "tables"
-    summary = aggregate(runs, confidence)
+    summary = aggregate(runs, confidence) if summary is None else summary
     written = {"summary": [write_csv(tables_dir / "summary.csv", summary)]}
     profile = runs["profile"].iloc[0] if len(runs) else ""
     for family in sorted(runs["family"].dropna().unique()):

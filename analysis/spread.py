@@ -1,0 +1,87 @@
+"""How far a profile's numbers and verdicts move when the same commit runs again elsewhere.
+
+    cells, by_task, claims = compare(analysed_dirs, labels)
+    write_spread(analysed_dirs, labels, out_dir, trained)      # spread.md + spread.csv
+
+Each analysed folder is one run of the same profile (another machine or torch thread count:
+training on a CPU is bit-reproducible on one machine and thread count, not across them). A cell is
+one (task, headline metric, variant) mean; its move is the difference to the first run on the
+comparison scale of analysis.settings: percentage points for fractions and BLEU, |log ratio| for
+perplexities (0.1 ≈ 10%). Per task: the median and largest move, and whether the best method is the
+same in every run. Per claim: the verdict in each run, and whether it is stable.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import settings, taskinfo
+from .files import write_csv, write_text
+from .render import to_markdown
+
+
+def _headline_cells(analysed: Path) -> pd.DataFrame:
+    summary = pd.read_csv(analysed / "tables" / "summary.csv")
+    summary = summary[summary["n"] > 0]
+    keep = summary["metric_id"] == summary["task"].map(taskinfo.primary_metric)
+    return summary[keep][["family", "task", "metric_id", "higher_is_better", "variant", "mean", "scale"]]
+
+
+def compare(analysed: list[Path], labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    frames = [_headline_cells(a).rename(columns={"mean": label}) for a, label in zip(analysed, labels)]
+    key = ["family", "task", "metric_id", "higher_is_better", "variant", "scale"]
+    cells = frames[0]
+    for frame in frames[1:]:
+        cells = cells.merge(frame, on=key, how="inner")
+    first = labels[0]
+    moves = []
+    for row in cells.itertuples(index=False):
+        values = [row[cells.columns.get_loc(label)] for label in labels]
+        if settings.comparison_unit(row.metric_id) == "points":   # values are on the display scale already
+            moves.append(max(abs(v - values[0]) for v in values[1:]))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                moves.append(max(abs(float(np.log(v / values[0]))) for v in values[1:]))
+    cells = cells.assign(unit=[settings.comparison_unit(m) for m in cells["metric_id"]], move=moves)
+
+    by_task = []
+    for (family, task, metric), group in cells.groupby(["family", "task", "metric_id"], sort=False):
+        trained = group[group["variant"] != "base"]
+        best = []
+        for label in labels:
+            column = trained.set_index("variant")[label]
+            best.append(column.idxmax() if group["higher_is_better"].iloc[0] else column.idxmin())
+        by_task.append({"family": family, "task": task, "metric": metric, "unit": group["unit"].iloc[0],
+                        "cells": len(group), "median move": round(float(group["move"].median()), 3),
+                        "largest move": round(float(group["move"].max()), 3),
+                        "largest at": group.loc[group["move"].idxmax(), "variant"],
+                        "best method": " / ".join(dict.fromkeys(best)),
+                        "same best": "yes" if len(set(best)) == 1 else "no"})
+
+    verdicts = []
+    for analysed_dir in analysed:
+        claims = json.loads((analysed_dir / "replication.json").read_text())["claims"]
+        verdicts.append({c["claim"]: c["verdict"] for c in claims})
+    claims = pd.DataFrame([{"claim": claim, **{label: v.get(claim, "—") for label, v in zip(labels, verdicts)},
+                            "stable": "yes" if len({v.get(claim) for v in verdicts}) == 1 else "no"}
+                           for claim in verdicts[0]])
+    return cells, pd.DataFrame(by_task), claims
+
+
+def write_spread(analysed: list[Path], labels: list[str], out_dir: Path, trained: list[dict]) -> list[Path]:
+    cells, by_task, claims = compare(analysed, labels)
+    runs_text = "; ".join(f"`{label}`: commit {', '.join((c or '?')[:7] for c in t.get('git_commits', []))}, "
+                          f"{t.get('threads_per_job')} thread(s) per job" for label, t in zip(labels, trained))
+    shown = cells.assign(**{label: cells[label].map(lambda v: f"{v:.4g}") for label in labels},
+                         move=cells["move"].round(3))
+    text = (f"# How much the `{labels[0]}` numbers move on a rerun\n\nRuns compared: {runs_text}.\n\n"
+            "A move is the largest difference to the first run: percentage points (fractions ×100, BLEU) "
+            "or |log ratio| (perplexities; 0.1 ≈ 10%). One seed per cell unless the profile has more.\n\n"
+            "## Verdicts\n\n" + to_markdown(claims) +
+            "\n## Per task (headline metric)\n\n" + to_markdown(by_task) +
+            "\n## Every cell\n\n" + to_markdown(shown.drop(columns=["higher_is_better", "scale"])))
+    out_dir = Path(out_dir)
+    return [write_csv(out_dir / "spread.csv", cells), write_text(out_dir / "spread.md", text)]
