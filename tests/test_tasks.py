@@ -564,3 +564,34 @@ def test_cli_writes_tiny_and_paper_splits(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["--help"])
     assert exit_info.value.code == 0 and "--source" in capsys.readouterr().out
+
+
+LEE = {"distribution": "gensim", "path": "gensim/test/test_data/lee_background.cor", "encoding": "latin-1"}
+
+
+def test_general_text_from_a_file_a_wheel_ships():
+    """config/real.yaml's forgetting probe: the Lee background corpus (300 ABC news articles, one per
+    line, Latin-1) inside the gensim 4.4.0 wheel, installed with --no-deps for its data."""
+    from tasks import cpt, hub
+    rows = hub.package_lines(**LEE)
+    assert len(rows) == 300 and rows[0]["text"].startswith("Hundreds of people have been forced to vacate")
+    assert sum(len(r["text"].split()) for r in rows) == 59_890
+    splits = cpt.load_general(general={"package_file": LEE}, validation_size=20, test_size=60)
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [220, 20, 60]
+    assert splits["test"][0]["target"] == rows[20]["text"] and splits["validation"][0]["prompt"] == ""
+    # no domain: the train split is the general text left over (never trained on: a probe)
+    assert {r["target"] for r in splits["train"]}.isdisjoint(r["target"] for r in splits["test"])
+    tasks.get("cpt_general").load_paper(general={"package_file": LEE}, validation_size=20, test_size=60)
+
+
+def test_package_file_errors_name_the_fix():
+    from tasks import hub
+    with pytest.raises(ValueError, match="pip install --no-deps no-such-dist"):
+        hub.package_lines("no-such-dist", "x.txt")
+    with pytest.raises(ValueError, match="has no file 'gensim/nope.cor'"):
+        hub.package_lines("gensim", "gensim/nope.cor")
+    with pytest.raises(ValueError, match="package_file takes"):
+        hub.source_rows({"package_file": LEE, "hub_id": "allenai/c4"}, "general text", ("text",))
+    from tasks import cpt
+    with pytest.raises(ValueError, match="must leave test rows and train rows of the 300"):
+        cpt.load_general(general={"package_file": LEE}, validation_size=100, test_size=200)

@@ -5,7 +5,7 @@ rule task_data:
     output:
         multiext(f"{RESULTS}/data/{{task}}/", "train.jsonl", "validation.jsonl", "test.jsonl"),
     params:
-        source=config["data"]["source"],
+        source=lambda wc: config["data"]["task_source"].get(wc.task, config["data"]["source"]),
         seed=config["data"]["seed"],
         sizes=lambda wc: config["data"]["sizes"].get(wc.task, {}),
         paper=lambda wc: config["data"]["paper"].get(wc.task, {}),
