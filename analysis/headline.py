@@ -80,11 +80,12 @@ def verdict_rows(decided) -> pd.DataFrame:
                         columns=["claim", "verdict", "statement"])
 
 
-def write_headline(runs: pd.DataFrame, summary: pd.DataFrame, decided, out_dir: str | Path, profile: str) -> list[Path]:
+def write_headline(runs: pd.DataFrame, summary: pd.DataFrame, decided, out_dir: str | Path, profile: str,
+                   model_note: str = "") -> list[Path]:
     """tables/headline.csv (best methods) and tables/headline.md (verdicts, then best methods)."""
     tables_dir = Path(out_dir) / "tables"
     best = best_methods(runs, summary)
-    text = (f"# Headline: profile `{profile}`\n\n## Verdicts\n\n"
+    text = (f"# Headline: profile `{profile}`\n\n" + (f"{model_note}\n\n" if model_note else "") + "## Verdicts\n\n"
             + to_markdown(verdict_rows(decided), "Each claim of the papers as `replication.md` decides it.")
             + "\n## Best method per task\n\n"
             + to_markdown(best, "Headline metric per task on its test split (fractions ×100), mean over n seeds; "

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -57,3 +58,30 @@ def paper_model(base_model: str, profile: str = "", declared: str | None = None)
     one (`--paper-model`), else the profile's (models.yaml `profiles`); None when none says."""
     _, profiles = load_models()
     return recognise(base_model) or declared or profiles.get(profile)
+
+
+def describe_base_model(path: str) -> str:
+    """What a run's base model is, for table captions: a converted GGUF's label and origin
+    (training/gguf.py's provenance.json), the DAG's own pretrained tiny model, or the Hub id / path."""
+    folder = Path(str(path))
+    try:
+        info = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return str(path)
+    if info.get("wheel"):
+        return (f"{info.get('label', folder.name)} from the wheel {info['wheel']}=={info.get('wheel_version')} "
+                f"({Path(info.get('file', '')).name}, sha256 {str(info.get('sha256', ''))[:12]}…)")
+    if (info.get("config") or {}).get("model_init") == "random":
+        try:
+            params = json.loads((folder / "train_summary.json").read_text()).get("model_params")
+        except (OSError, ValueError):
+            params = None
+        size = f"{params / 1e6:.1f}M-parameter " if params else ""
+        return f"the profile's own {size}LLaMA, pretrained by the DAG on its generated corpus ({path})"
+    return str(path)
+
+
+def base_model_note(base_models) -> str:
+    """`Base model: …` for the distinct base models of a set of runs ('' when none is known)."""
+    paths = sorted({str(p) for p in base_models if isinstance(p, str) and p})
+    return ("Base model: " + "; ".join(describe_base_model(p) for p in paths) + ".") if paths else ""

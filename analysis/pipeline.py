@@ -8,6 +8,7 @@ import pandas as pd
 
 from . import headline, plots, reference, sweep, tables, verdicts
 from .collect import collect, collect_curves
+from .paper_models import base_model_note
 from .files import write_csv
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
     written["lr sweep"] = sweep.write_sweep(results_dir, out_dir)  # [] without a sweep/ folder
     decided = verdicts.decide_claims(runs, settings)
     written["verdicts"] = verdicts.write_replication(decided, out_dir, results_dir.name, settings,
-                                                     extra=sweep.learning_rates_markdown(results_dir))
-    written["headline"] = headline.write_headline(runs, summary, decided, out_dir, results_dir.name)
+                                                     extra=sweep.learning_rates_markdown(results_dir),
+                                                     model_note=base_model_note(runs.get("base_model", [])))
+    written["headline"] = headline.write_headline(runs, summary, decided, out_dir, results_dir.name,
+                                                  base_model_note(runs.get("base_model", [])))
     return written

@@ -30,7 +30,7 @@ import yaml
 
 from . import settings
 from .files import write_csv, write_text
-from .paper_models import paper_model, same_model
+from .paper_models import base_model_note, paper_model, same_model
 from .render import to_latex, to_markdown
 from .stats import decimals_for, format_summary, summarize, summarize_median
 from .values import metric_values, primary_values
@@ -416,6 +416,7 @@ def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None
             continue
         stem = Path(out_dir) / "tables" / f"paper_{entry['paper']}_{entry['table']}".replace(" ", "_")
         shown, text = display(table, entry_mode), caption(entry, profile, entry_mode, table)
+        text += (" " + base_model_note(runs["base_model"])) if "base_model" in runs else ""
         written[f"{entry['paper']} {entry['table']}"] = [
             write_csv(f"{stem}.csv", table),
             write_text(f"{stem}.md", f"# {entry['paper']} table {entry['table']}\n\n" + to_markdown(shown, text)),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import settings
 from .files import write_csv, write_text
+from .paper_models import base_model_note
 from .render import to_latex, to_markdown
 from .stats import format_summary, summarize
 
@@ -121,9 +122,9 @@ def family_table(runs: pd.DataFrame, summary: pd.DataFrame, family: str, confide
     return table.fillna("—")
 
 
-def caption(family: str, profile: str) -> str:
+def caption(family: str, profile: str, model_note: str = "") -> str:
     return (f"{family} ({profile} profile): mean ± 95% CI over seeds (Student t), [min–max] where n = 2, "
-            f"n = number of seeds; fractions shown ×100; failed runs show their reason.")
+            f"n = number of seeds; fractions shown ×100; failed runs show their reason." + (f" {model_note}" if model_note else ""))
 
 
 def write_family_tables(runs: pd.DataFrame, out_dir: str | Path, confidence: float = 0.95,
@@ -136,7 +137,7 @@ def write_family_tables(runs: pd.DataFrame, out_dir: str | Path, confidence: flo
     profile = runs["profile"].iloc[0] if len(runs) else ""
     for family in sorted(runs["family"].dropna().unique()):
         table = family_table(runs, summary, family, confidence)
-        text = caption(family, profile)
+        text = caption(family, profile, base_model_note(runs.loc[runs["family"] == family, "base_model"]))
         written[family] = [
             write_csv(tables_dir / f"{family}.csv", table),
             write_text(tables_dir / f"{family}.md", f"# {family}\n\n" + to_markdown(table, text)),

@@ -320,12 +320,13 @@ def to_dict(verdicts: list[Verdict], profile: str, s: VerdictSettings | None = N
             "claims": [dataclasses.asdict(v) for v in verdicts]}
 
 
-def to_markdown_report(verdicts: list[Verdict], profile: str, extra: str = "") -> str:
-    """replication.md; `extra`: Markdown sections put after the claims (e.g. the chosen learning rates)."""
+def to_markdown_report(verdicts: list[Verdict], profile: str, extra: str = "", model_note: str = "") -> str:
+    """replication.md; `extra`: Markdown sections put after the claims (e.g. the chosen learning rates);
+    `model_note`: which base model the runs fine-tuned (analysis.paper_models.base_model_note)."""
     lines = [f"# Replication of the seed papers' claims: profile `{profile}`", "",
              "Computed from `tables/runs.csv` by `analysis/verdicts.py`; each verdict is holds, does not hold "
              "or inconclusive. Differences are A − B on a scale where larger means A is better: percentage "
-             "points, or the log ratio of the values (0.1 ≈ 10% better).", "",
+             "points, or the log ratio of the values (0.1 ≈ 10% better)." + (f" {model_note}" if model_note else ""), "",
              to_markdown(pd.DataFrame([{"claim": v.claim, "statement": v.statement, "verdict": v.verdict}
                                        for v in verdicts]))]
     for v in verdicts:
@@ -340,7 +341,7 @@ def to_markdown_report(verdicts: list[Verdict], profile: str, extra: str = "") -
 
 
 def write_replication(verdicts: list[Verdict], out_dir: str | Path, profile: str,
-                      s: VerdictSettings | None = None, extra: str = "") -> list[Path]:
+                      s: VerdictSettings | None = None, extra: str = "", model_note: str = "") -> list[Path]:
     out_dir = Path(out_dir)
-    return [write_text(out_dir / "replication.md", to_markdown_report(verdicts, profile, extra)),
+    return [write_text(out_dir / "replication.md", to_markdown_report(verdicts, profile, extra, model_note)),
             write_json(out_dir / "replication.json", to_dict(verdicts, profile, s))]
