@@ -14,6 +14,7 @@ Spectrum summaries, per module then averaged over a run's modules:
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -163,6 +164,7 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
     results_dir = Path(results_dir) if results_dir is not None else None
     done = runs[runs["status"].eq("ok") & runs["variant"].ne("base")].drop_duplicates("run_dir")
     rows, curves, notes = [], [], []
+    init_changes = {}  # an SVD split is deterministic: one measurement per base model and config
     for run in done.to_dict("records"):
         adapter_dir = Path(run["run_dir"]) / "adapter"
         if not (adapter_dir / "adapter_config.json").is_file():
@@ -177,8 +179,13 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
         measured = {"effective_rank": (settings.SPECTRUM_SOURCE, summary["effective_rank"]),
                     "normalized_entropy": (settings.SPECTRUM_SOURCE, summary["normalized_entropy"])}
         if run["method"] in init_methods:
-            change = init_output_change(load_base(path, adapter_dir), adapter_dir)
-            measured["init_output_change"] = (settings.INIT_SOURCE, change)
+            config = adapters.read_config(adapter_dir)
+            key = (str(path), config["method"], json.dumps(config["options"], sort_keys=True),
+                   json.dumps(config["target_modules"]),
+                   run["run_dir"] if config["options"].get("init") == "random" else "")  # random: per run
+            if key not in init_changes:
+                init_changes[key] = init_output_change(load_base(path, adapter_dir), adapter_dir)
+            measured["init_output_change"] = (settings.INIT_SOURCE, init_changes[key])
         family = taskinfo.family_of(run["train_task"])
         for metric, (source, value) in measured.items():
             rows.append({**run, "source": source, "metric": metric, "filter": "none", "metric_id": metric,
