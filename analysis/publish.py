@@ -102,7 +102,9 @@ def run_timing(log_path: Path | None) -> dict:
 
 # --- provenance ----------------------------------------------------------------------------------------------
 def _git(*args: str) -> str | None:
-    done = subprocess.run(["git", *args], capture_output=True, text=True, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    """git in this code's checkout (the commit that published), wherever the command runs."""
+    done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -184,7 +186,9 @@ def publish(results_dir: str | Path, out_dir: str | Path | None = None, reruns: 
             for i, rerun in enumerate(reruns):
                 _analyse(rerun, tmp / f"rerun{i}", spectra, paper_model)
                 analysed.append(tmp / f"rerun{i}")
-            labels = [results_dir.name, *(r.name for r in reruns)]
+            labels = [results_dir.name]
+            for i, rerun in enumerate(reruns, start=1):  # column names: unique even for one folder twice
+                labels.append(rerun.name if rerun.name not in labels else f"{rerun.name} (rerun {i})")
             info["reruns"] = [{"results": str(r), "trained": run_provenance(r), "timing": run_timing(find_run_log(r))}
                               for r in reruns]
             spread_mod.write_spread(analysed, labels, staging, [info["trained"], *(r["trained"] for r in info["reruns"])])

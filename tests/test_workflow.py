@@ -57,7 +57,7 @@ def make_workdir(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     work, env = make_workdir(tmp_path_factory.mktemp("dag"))
-    snakemake(work, "--cores", "2", "--configfile", ".test/config.yaml", "-q", env_extra=env)
+    snakemake(work, "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)  # no -q: its log times the stages
     return work, env
 
 
@@ -85,6 +85,32 @@ def test_dag_runs_end_to_end(finished_run):
     assert "Claim 1" in (results / "replication.md").read_text()
     report = (results / "report.html").read_text(errors="ignore")
     assert len(report) > 100_000 and "replication" in report.lower()
+
+
+def test_publish_a_finished_run_with_its_provenance_and_a_rerun_spread(finished_run):
+    """`python -m analysis.publish results/<profile>` (README): the folder a fresh clone browses."""
+    work, env = finished_run
+    cmd = [sys.executable, "-m", "analysis.publish", "results/test", "--rerun", "results/test", "--no-spectra"]
+    result = subprocess.run(cmd, cwd=work, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = work / "results" / "published" / "test"
+    info = json.loads((out / "provenance.json").read_text())
+    stages = {s["stage"]: s for s in info["timing"]["stages"]}
+    runs = pd.read_csv(out / "tables" / "runs.csv")
+    trained = runs[runs["variant"] != "base"].drop_duplicates(["train_task", "variant", "seed"])
+    assert stages["train"]["jobs"] == len(trained) == info["trained"]["runs"]   # the log of the run that trained them
+    assert stages["evaluate"]["jobs"] >= len(trained) and info["timing"]["wall_seconds"] > 0
+    assert info["timing"]["command"].endswith("--configfile .test/config.yaml")
+    assert info["trained"]["threads_per_job"] == [1] and len(info["published"]["git_commit"]) == 40
+    assert (out / "replication.md").read_text() == (work / "results" / "test" / "replication.md").read_text()
+    assert "| 1 |" in (out / "tables" / "headline.md").read_text() and list(out.glob("plots/*.png"))
+    assert not list(out.rglob("*.safetensors")) and not list(out.glob("plots/loss_*"))
+    spread = pd.read_csv(out / "spread.csv")
+    assert len(spread) and (spread["move"] == 0).all()          # the same run twice: nothing moves
+    assert "| 1 | " in (out / "spread.md").read_text() and "| yes |" in (out / "spread.md").read_text()
+    index = (work / "results" / "published" / "README.md").read_text()
+    assert "## `test`" in index and "spread.md" in index
 
 
 def test_lr_sweep_chose_the_lr_the_runs_trained_at(finished_run):
