@@ -56,3 +56,25 @@ def test_only_a_target_that_alone_does_not_fit_loses_its_end(tok):
     [example] = encode_causal([short], tok, 40, add_bos=False)
     assert example["input_ids"] == ids(tok, "the river") + ids(tok, " moves") + [tok.eos_token_id]
     assert example["labels"] == [IGNORE] * len(ids(tok, "the river")) + ids(tok, " moves") + [tok.eos_token_id]
+
+
+def test_auto_bos_follows_the_tokenizer_as_lm_eval_encodes_prompts(tok):
+    """The tiny tokenizer starts text with <s> (LLaMA-2 style): training keeps it. A tokenizer that
+    never adds its bos (GPT-2; SmolLM2, whose bos is <|im_start|>) trains without one, so the
+    model is evaluated on prompts shaped as it was trained (lm-eval encodes with the tokenizer's
+    own special tokens)."""
+    import copy
+
+    from training.data import tokenizer_adds_bos
+
+    record = {"prompt": "the river", "target": " moves"}
+    assert tokenizer_adds_bos(tok) and tok("the")["input_ids"][0] == tok.bos_token_id
+    [example] = encode_causal([record], tok, 40, add_bos="auto")
+    assert example["input_ids"][0] == tok.bos_token_id
+    plain = copy.deepcopy(tok)
+    plain._tokenizer.post_processor = None             # now it encodes text without <s>
+    assert not tokenizer_adds_bos(plain) and plain("the")["input_ids"][0] != plain.bos_token_id
+    [example] = encode_causal([record], plain, 40, add_bos="auto")
+    assert example["input_ids"] == ids(plain, "the river") + ids(plain, " moves") + [plain.eos_token_id]
+    [forced] = encode_causal([record], plain, 40, add_bos=True)
+    assert forced["input_ids"][0] == plain.bos_token_id

@@ -60,7 +60,9 @@ class TrainConfig:
     task_kind: str = "causal_lm"
     num_labels: int | None = None    # classification: None = from the data (1 = regression)
     seq_len: int = 512
-    add_bos: bool = True             # causal LM: sequence = [bos] prompt target [eos]
+    add_bos: bool | str = "auto"     # causal LM: sequence = [bos] prompt target [eos]; auto = bos only
+                                     # when the tokenizer itself starts text with it, as lm-eval's
+                                     # prompts are encoded (LLaMA-2, the tiny model: yes; GPT-2, SmolLM2: no)
     pack: bool = False               # causal LM: concatenate training records into full seq_len rows
     # --- batches and length of training --------------------------------------------------
     batch_size: int = 8
@@ -104,6 +106,7 @@ class TrainConfig:
         _choice("dtype", self.dtype, DTYPES)
         _choice("device", self.device, DEVICES)
         _choice("model_init", self.model_init, ("pretrained", "random"))
+        _choice("add_bos", self.add_bos, (True, False, "auto"))
         if self.model_init == "pretrained" and not self.model:
             raise ConfigError("model", "(a local path or Hub id) is required unless model_init is 'random'")
         if self.model_init == "random" and not (self.model_config or self.model):

@@ -58,12 +58,23 @@ def read_jsonl(path: str | Path, task_kind: str | None = None) -> list[dict]:
     return records
 
 
-def encode_causal(records: list[dict], tokenizer, seq_len: int, add_bos: bool) -> list[dict]:
+def tokenizer_adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer starts plain text with its bos token (e.g. LLaMA-2's <s>); lm-eval
+    encodes prompts that way, so a model trained with the other convention is evaluated off it
+    (SmolLM2's bos is <|im_start|>, which its tokenizer never adds to plain text)."""
+    ids = tokenizer("a")["input_ids"]
+    return tokenizer.bos_token_id is not None and bool(ids) and ids[0] == tokenizer.bos_token_id
+
+
+def encode_causal(records: list[dict], tokenizer, seq_len: int, add_bos: bool | str) -> list[dict]:
     """[bos] prompt target [eos] in at most seq_len tokens; labels IGNORE on bos and prompt.
+    add_bos "auto": bos only where the tokenizer adds it itself (tokenizer_adds_bos).
 
     Too long, the prompt loses its oldest tokens (a long conversation keeps its last turns and the
     answer's loss); only a target that alone does not fit loses its end (then no prompt is left).
     """
+    if add_bos == "auto":
+        add_bos = tokenizer_adds_bos(tokenizer)
     bos = [tokenizer.bos_token_id] if add_bos and tokenizer.bos_token_id is not None else []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     prompts = tokenizer([r["prompt"] for r in records], add_special_tokens=False)["input_ids"]
