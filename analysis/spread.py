@@ -71,10 +71,24 @@ def compare(analysed: list[Path], labels: list[str]) -> tuple[pd.DataFrame, pd.D
     return cells, pd.DataFrame(by_task), claims
 
 
+def _commits(commits: list) -> str:
+    short = [(c or "?")[:7] for c in commits]
+    return f"commit {short[0]}" if len(short) == 1 else f"{len(short)} commits ({', '.join(short[:3])}, …)"
+
+
+def _isa(machines: list[dict]) -> str:
+    """The CPU and instruction set the runs computed with, as provenance recorded them."""
+    machine = machines[0] if machines else {}
+    isa = machine.get("cpu_capability") or "instruction set not recorded"
+    limits = ", ".join(f"{k}={v}" for k, v in (machine.get("isa_limits") or {}).items())
+    return f"{machine.get('cpu_model', '?')} ({isa}{f'; {limits}' if limits else ''})"
+
+
 def write_spread(analysed: list[Path], labels: list[str], out_dir: Path, trained: list[dict]) -> list[Path]:
     cells, by_task, claims = compare(analysed, labels)
-    runs_text = "; ".join(f"`{label}`: commit {', '.join((c or '?')[:7] for c in t.get('git_commits', []))}, "
-                          f"{t.get('threads_per_job')} thread(s) per job" for label, t in zip(labels, trained))
+    runs_text = "; ".join(f"`{label}`: {_commits(t.get('git_commits', []))}, "
+                          f"{'/'.join(map(str, t.get('threads_per_job') or ['?']))} torch thread(s) per job, "
+                          f"{_isa(t.get('machines') or [{}])}" for label, t in zip(labels, trained))
     shown = cells.assign(**{label: cells[label].map(lambda v: f"{v:.4g}") for label in labels},
                          move=cells["move"].round(3))
     text = (f"# How much the `{labels[0]}` numbers move on a rerun\n\nRuns compared: {runs_text}.\n\n"

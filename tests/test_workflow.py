@@ -205,19 +205,3 @@ def test_lint_is_clean():
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Lints for" not in result.stdout + result.stderr
-
-
-def test_results_notebook_executes_on_the_dag_results(finished_run):
-    import nbformat
-    from nbclient import NotebookClient
-    work, _ = finished_run
-    nb = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
-    os.environ["LORABENCH_RESULTS"] = str(work / "results" / "test")
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    finally:
-        del os.environ["LORABENCH_RESULTS"]
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    shown = "".join(str(o.get("data", {})) + o.get("text", "") for o in outputs)
-    assert "image/png" in shown and "glue" in shown and "Claim 1" in shown

@@ -160,6 +160,9 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux /proc/cpuinfo), else what platform knows."""
     try:
@@ -175,6 +178,10 @@ def cpu_model() -> str:
 def hardware() -> dict[str, Any]:
     info = {"platform": platform.platform(), "machine": platform.machine(), "cpu_model": cpu_model(),
             "hostname": platform.node(), "cpu_count": os.cpu_count(),
+            # the vector instruction set torch's kernels run with (results differ in the last bits
+            # between AVX2 and AVX-512 machines), and any limit set on it through the environment
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ},
             "torch_threads": torch.get_num_threads(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "cuda_devices": []}
     if torch.cuda.is_available():
