@@ -5,10 +5,10 @@
 
 Each analysed folder is one run of the same profile (another machine or torch thread count:
 training on a CPU is bit-reproducible on one machine and thread count, not across them). A cell is
-one (task, headline metric, variant) mean; its move is the difference to the first run on the
-comparison scale of analysis.settings: percentage points for fractions and BLEU, |log ratio| for
-perplexities (0.1 ≈ 10%). Per task: the median and largest move, and whether the best method is the
-same in every run. Per claim: the verdict in each run, and whether it is stable.
+one (task, headline metric, variant) mean; its move is the difference of a rerun to the first run on
+the comparison scale of analysis.settings: percentage points for fractions and BLEU, |log ratio|
+for perplexities (0.1 ≈ 10%). Per task and rerun: the median and largest move, and whether the best
+method is the same. Per claim: the verdict in each run, and whether it is stable.
 """
 from __future__ import annotations
 
@@ -36,30 +36,30 @@ def compare(analysed: list[Path], labels: list[str]) -> tuple[pd.DataFrame, pd.D
     cells = frames[0]
     for frame in frames[1:]:
         cells = cells.merge(frame, on=key, how="inner")
-    first = labels[0]
-    moves = []
-    for row in cells.itertuples(index=False):
-        values = [row[cells.columns.get_loc(label)] for label in labels]
-        if settings.comparison_unit(row.metric_id) == "points":   # values are on the display scale already
-            moves.append(max(abs(v - values[0]) for v in values[1:]))
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                moves.append(max(abs(float(np.log(v / values[0]))) for v in values[1:]))
-    cells = cells.assign(unit=[settings.comparison_unit(m) for m in cells["metric_id"]], move=moves)
+    unit = [settings.comparison_unit(m) for m in cells["metric_id"]]
+    moves = {}
+    for label in labels[1:]:  # each rerun against the first run
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.abs(np.log(cells[label].to_numpy(float) / cells[labels[0]].to_numpy(float)))
+        points = np.abs(cells[label].to_numpy(float) - cells[labels[0]].to_numpy(float))  # display scale already
+        moves[f"move {label}"] = np.where(np.array(unit) == "points", points, log_ratio)
+    cells = cells.assign(unit=unit, **moves)
+    cells["move"] = cells[list(moves)].max(axis=1)
 
     by_task = []
     for (family, task, metric), group in cells.groupby(["family", "task", "metric_id"], sort=False):
-        trained = group[group["variant"] != "base"]
-        best = []
-        for label in labels:
-            column = trained.set_index("variant")[label]
-            best.append(column.idxmax() if group["higher_is_better"].iloc[0] else column.idxmin())
-        by_task.append({"family": family, "task": task, "metric": metric, "unit": group["unit"].iloc[0],
-                        "cells": len(group), "median move": round(float(group["move"].median()), 3),
-                        "largest move": round(float(group["move"].max()), 3),
-                        "largest at": group.loc[group["move"].idxmax(), "variant"],
-                        "best method": " / ".join(dict.fromkeys(best)),
-                        "same best": "yes" if len(set(best)) == 1 else "no"})
+        trained = group[group["variant"] != "base"].set_index("variant")
+        higher = group["higher_is_better"].iloc[0]
+        first_best = trained[labels[0]].idxmax() if higher else trained[labels[0]].idxmin()
+        for label in labels[1:]:
+            move = group[f"move {label}"]
+            best = trained[label].idxmax() if higher else trained[label].idxmin()
+            by_task.append({"family": family, "task": task, "metric": metric, "rerun": label,
+                            "unit": group["unit"].iloc[0], "cells": len(group),
+                            "median move": round(float(move.median()), 3), "largest move": round(float(move.max()), 3),
+                            "largest at": group.loc[move.idxmax(), "variant"],
+                            "best method": first_best if best == first_best else f"{first_best} → {best}",
+                            "same best": "yes" if best == first_best else "no"})
 
     verdicts = []
     for analysed_dir in analysed:
@@ -90,7 +90,7 @@ def write_spread(analysed: list[Path], labels: list[str], out_dir: Path, trained
                           f"{'/'.join(map(str, t.get('threads_per_job') or ['?']))} torch thread(s) per job, "
                           f"{_isa(t.get('machines') or [{}])}" for label, t in zip(labels, trained))
     shown = cells.assign(**{label: cells[label].map(lambda v: f"{v:.4g}") for label in labels},
-                         move=cells["move"].round(3))
+                         **{c: cells[c].round(3) for c in cells if c.startswith("move")}).drop(columns=["move"])
     text = (f"# How much the `{labels[0]}` numbers move on a rerun\n\nRuns compared: {runs_text}.\n\n"
             "A move is the largest difference to the first run: percentage points (fractions ×100, BLEU) "
             "or |log ratio| (perplexities; 0.1 ≈ 10%). One seed per cell unless the profile has more.\n\n"

@@ -3,6 +3,7 @@ rerun spread (analysis/spread.py), on hand-made inputs; the committed results/pu
 the notebook that opens them with no run. The end-to-end publish of a real DAG run is in
 test_workflow.py (it needs that module's finished run)."""
 import json
+import math
 import os
 from pathlib import Path
 
@@ -118,15 +119,19 @@ def test_spread_moves_points_and_log_ratios_and_flags_flipped_verdicts(tmp_path)
                                          "cpt": {"lora": 20.0, "milora": 25.0}}, {1: "holds", 4: "holds"})
     b = analysed_folder(tmp_path / "b", {"sst2": {"base": 50.0, "lora": 88.0, "mora1": 84.0},
                                          "cpt": {"lora": 22.0, "milora": 25.0}}, {1: "holds", 4: "inconclusive"})
-    cells, by_task, claims = spread.compare([a, b], ["a", "b"])
-    move = cells.set_index(["task", "variant"])["move"]
-    assert move["sst2", "lora"] == pytest.approx(8.0) and move["sst2", "mora1"] == pytest.approx(1.0)
-    assert move["cpt_domain", "lora"] == pytest.approx(abs(__import__("math").log(22 / 20)))
-    assert move["cpt_domain", "milora"] == 0
-    task = by_task.set_index("task")
-    assert task.loc["sst2", "largest move"] == 8.0 and task.loc["sst2", "median move"] == 1.0
-    assert task.loc["sst2", "best method"] == "mora1 / lora" and task.loc["sst2", "same best"] == "no"
-    assert task.loc["cpt_domain", "same best"] == "yes"
+    c = analysed_folder(tmp_path / "c", {"sst2": {"base": 50.0, "lora": 80.0, "mora1": 85.0},
+                                         "cpt": {"lora": 20.0, "milora": 25.0}}, {1: "holds", 4: "holds"})
+    cells, by_task, claims = spread.compare([a, b, c], ["a", "b", "c"])
+    move = cells.set_index(["task", "variant"])
+    assert move.loc[("sst2", "lora"), "move b"] == pytest.approx(8.0) and move.loc[("sst2", "mora1"), "move b"] == 1.0
+    assert move.loc[("cpt_domain", "lora"), "move b"] == pytest.approx(math.log(22 / 20))
+    assert move.loc[("cpt_domain", "milora"), "move b"] == 0 and (move["move c"] == 0).all()   # c repeats a
+    assert move.loc[("sst2", "lora"), "move"] == pytest.approx(8.0)                              # the largest
+    task = by_task.set_index(["task", "rerun"])
+    assert task.loc[("sst2", "b"), "largest move"] == 8.0 and task.loc[("sst2", "b"), "median move"] == 1.0
+    assert task.loc[("sst2", "b"), "best method"] == "mora1 → lora" and task.loc[("sst2", "b"), "same best"] == "no"
+    assert task.loc[("sst2", "c"), "largest move"] == 0 and task.loc[("sst2", "c"), "same best"] == "yes"
+    assert task.loc[("cpt_domain", "b"), "same best"] == "yes"
     assert claims.set_index("claim")["stable"].to_dict() == {1: "yes", 4: "no"}
 
 
