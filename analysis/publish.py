@@ -4,12 +4,13 @@
     python -m analysis.publish results/tiny --rerun results/tiny_t2  # + spread.md: how numbers move
 
 The analysis is re-run on the run's files with the current code and the verdict settings the run's
-own aggregate job recorded in replication.json (tables, paper tables, plots, verdicts, headline), then a selection is copied: tables as Markdown and CSV (runs.csv, summary.csv,
-headline, per family, paper-vs-ours, lr sweep), `replication.md|json`, the headline plots as PNG,
-and `provenance.json`: the commits that trained and analysed, the machine, the package versions,
-the threads per job, and the wall time per stage read from the Snakemake log of the run. No
-adapters, checkpoints or raw curves. `--rerun` adds `spread.md|csv`: the same profile run again
-(another machine or thread count) and how far each number and verdict moved. The folder is
+own aggregate job recorded in replication.json (--reuse-analysis: taken as the DAG's aggregate job
+wrote it). A selection is copied: tables as Markdown and CSV (runs.csv, summary.csv, headline, per
+family, paper-vs-ours, lr sweep), `replication.md|json`, the headline plots as PNG, and
+`provenance.json`: the commits that trained and analysed, the machine, the package versions, the
+threads per job, and the wall time per stage read from the Snakemake log of the run. No adapters,
+checkpoints or raw curves. `--rerun` adds `spread.md|csv`: the same profile run again (another
+machine, instruction set or thread count) and how far each number and verdict moved. The folder is
 replaced in one rename; `results/published/README.md` is rebuilt from every published profile.
 """
 from __future__ import annotations
@@ -162,12 +163,21 @@ def profile_settings(results_dir: Path) -> VerdictSettings:
     return VerdictSettings.from_dict(recorded.get("settings") or {})
 
 
-def _analyse(results_dir: Path, out: Path, spectra: bool, paper_model: str | None) -> None:
+def _analyse(results_dir: Path, out: Path, spectra: bool, paper_model: str | None, reuse: bool) -> Path:
+    """The analysed folder of a run: the analysis run again here, or (reuse) the run's own aggregate
+    outputs, when the DAG has just written them with this code."""
+    if reuse:
+        if not (results_dir / "tables" / "headline.md").is_file():
+            raise SystemExit(f"{results_dir}: its tables were aggregated by older code (no tables/headline.md); "
+                             f"publish without --reuse-analysis to analyse it again")
+        return results_dir
     run_analysis(results_dir, out, spectra=spectra, settings=profile_settings(results_dir), paper_model=paper_model)
+    return out
 
 
 def publish(results_dir: str | Path, out_dir: str | Path | None = None, reruns: list[Path] = (),
-            log_path: Path | None = None, spectra: bool = True, paper_model: str | None = None) -> Path:
+            log_path: Path | None = None, spectra: bool = True, paper_model: str | None = None,
+            reuse: bool = False) -> Path:
     results_dir = Path(results_dir)
     if not (results_dir / "runs").is_dir():
         raise SystemExit(f"{results_dir}: no runs/ folder — run `snakemake --cores all` for this profile first")
@@ -178,14 +188,13 @@ def publish(results_dir: str | Path, out_dir: str | Path | None = None, reruns: 
         staging = tmp / "folder"
         (staging / "tables").mkdir(parents=True)
         (staging / "plots").mkdir()
-        _analyse(results_dir, tmp / "analysed", spectra, paper_model)
-        _select(tmp / "analysed", staging)
+        analysed_main = _analyse(results_dir, tmp / "analysed", spectra, paper_model, reuse)
+        _select(analysed_main, staging)
         info = provenance(results_dir, log_path)
         if reruns:
-            analysed = [tmp / "analysed"]
+            analysed = [analysed_main]
             for i, rerun in enumerate(reruns):
-                _analyse(rerun, tmp / f"rerun{i}", spectra, paper_model)
-                analysed.append(tmp / f"rerun{i}")
+                analysed.append(_analyse(rerun, tmp / f"rerun{i}", spectra, paper_model, reuse))
             labels = [results_dir.name]
             for i, rerun in enumerate(reruns, start=1):  # column names: unique even for one folder twice
                 labels.append(rerun.name if rerun.name not in labels else f"{rerun.name} (rerun {i})")
@@ -245,9 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, help="the run's Snakemake log (default: the newest full run's in .snakemake/log)")
     parser.add_argument("--no-spectra", action="store_true", help="skip the measurements that load models")
     parser.add_argument("--paper-model", help="as `python -m analysis --paper-model` (a profile with base_model.name)")
+    parser.add_argument("--reuse-analysis", action="store_true",
+                        help="copy the runs' own tables, plots and verdicts (the DAG's aggregate job, this code) "
+                             "instead of analysing them again")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = publish(args.results, args.out, args.rerun, args.log, spectra=not args.no_spectra, paper_model=args.paper_model)
+    out = publish(args.results, args.out, args.rerun, args.log, spectra=not args.no_spectra, paper_model=args.paper_model,
+                  reuse=args.reuse_analysis)
     print(f"published {args.results} → {out}")
     return 0
 

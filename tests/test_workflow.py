@@ -111,6 +111,13 @@ def test_publish_a_finished_run_with_its_provenance_and_a_rerun_spread(finished_
     assert "| 1 | " in (out / "spread.md").read_text() and "| yes |" in (out / "spread.md").read_text()
     index = (work / "results" / "published" / "README.md").read_text()
     assert "## `test`" in index and "spread.md" in index
+    # right after a DAG run, its own aggregate outputs can be published as they are
+    cmd = [sys.executable, "-m", "analysis.publish", "results/test", "--reuse-analysis", "--out", "reused"]
+    result = subprocess.run(cmd, cwd=work, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("tables/headline.md", "tables/runs.csv", "replication.json"):
+        assert (work / "reused" / name).read_text() == (work / "results" / "test" / name).read_text()
 
 
 def test_lr_sweep_chose_the_lr_the_runs_trained_at(finished_run):
