@@ -191,6 +191,8 @@ def publish(results_dir: str | Path, out_dir: str | Path | None = None, reruns: 
         analysed_main = _analyse(results_dir, tmp / "analysed", spectra, paper_model, reuse)
         _select(analysed_main, staging)
         info = provenance(results_dir, log_path)
+        info["analysis"] = ("the run's own aggregate job" if reuse
+                            else "run again at publishing, with the verdict settings the run recorded")
         if reruns:
             analysed = [analysed_main]
             for i, rerun in enumerate(reruns):
