@@ -135,7 +135,7 @@ def test_spread_moves_points_and_log_ratios_and_flags_flipped_verdicts(tmp_path)
     assert claims.set_index("claim")["stable"].to_dict() == {1: "yes", 4: "no"}
 
 
-@pytest.mark.parametrize("profile", ["tiny", "replication"])
+@pytest.mark.parametrize("profile", ["tiny", "replication", "real"])
 def test_committed_published_folder_is_complete_and_small(profile):
     folder = PUBLISHED / profile
     info = json.loads((folder / "provenance.json").read_text())
