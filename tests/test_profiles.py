@@ -475,7 +475,7 @@ SNAKEMAKE_RESOURCES = {"mem", "mem_mb", "mem_mib", "disk", "disk_mb", "disk_mib"
 def _rule_names() -> set[str]:
     names = set()
     for path in [ROOT / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")]:
-        names.update(re.findall(r"^rule (\w+):", path.read_text(), re.M))
+        names.update(re.findall(r"^\s*rule (\w+):", path.read_text(), re.M))  # rules inside if/else too
     return names
 
 
