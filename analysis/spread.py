@@ -73,7 +73,9 @@ def compare(analysed: list[Path], labels: list[str]) -> tuple[pd.DataFrame, pd.D
 
 def _commits(commits: list) -> str:
     short = [(c or "?")[:7] for c in commits]
-    return f"commit {short[0]}" if len(short) == 1 else f"{len(short)} commits ({', '.join(short[:3])}, …)"
+    if len(short) == 1:
+        return f"commit {short[0]}"
+    return f"{len(short)} commits ({', '.join(short[:3])}{', …' if len(short) > 3 else ''})"
 
 
 def _isa(machines: list[dict]) -> str:
