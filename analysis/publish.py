@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import datetime
@@ -34,11 +33,10 @@ from .files import read_json, write_json, write_text
 from .pipeline import run_analysis
 from .settings import VerdictSettings
 
-log = logging.getLogger(__name__)
 PUBLISHED = Path("results/published")
 SKIP_TABLES = {"train_curves.csv", "spectra.csv"}       # raw curves: in the run, not in the published folder
 SKIP_PLOTS = ("loss_",)                                 # loss curves: per run, not headline results
-STAGES = {"task_data": "data", "base_model": "base_model", "convert_gguf": "base_model",
+STAGES = {"task_data": "data", "base_model": "base_model",
           "sweep_train": "lr_sweep", "choose_lr": "lr_sweep", "train": "train",
           "evaluate": "evaluate", "evaluate_base": "evaluate", "aggregate": "aggregate", "report": "report"}
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
@@ -71,11 +69,10 @@ def stage_times(jobs: pd.DataFrame) -> list[dict]:
         return []
     jobs = jobs.assign(stage=jobs["rule"].map(STAGES).fillna(jobs["rule"]),
                        seconds=(jobs["end"] - jobs["start"]).dt.total_seconds())
-    out = []
-    for stage, group in jobs.groupby("stage", sort=False):
-        out.append({"stage": stage, "jobs": len(group), "job_seconds": round(group["seconds"].sum()),
-                    "span_seconds": round((group["end"].max() - group["start"].min()).total_seconds())})
-    return sorted(out, key=lambda s: jobs.loc[jobs["rule"].map(STAGES).fillna(jobs["rule"]) == s["stage"], "start"].min())
+    groups = sorted(jobs.groupby("stage", sort=False), key=lambda item: item[1]["start"].min())  # by first start
+    return [{"stage": stage, "jobs": len(group), "job_seconds": round(group["seconds"].sum()),
+             "span_seconds": round((group["end"].max() - group["start"].min()).total_seconds())}
+            for stage, group in groups]
 
 
 def find_run_log(results_dir: Path, log_dir: Path = Path(".snakemake/log")) -> Path | None:
@@ -102,13 +99,6 @@ def run_timing(log_path: Path | None) -> dict:
 
 
 # --- provenance ----------------------------------------------------------------------------------------------
-def _git(*args: str) -> str | None:
-    """git in this code's checkout (the commit that published), wherever the command runs."""
-    done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
-                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def run_provenance(results_dir: Path) -> dict:
     """What the runs recorded: commits, machines, package versions, threads per job."""
     records = [read_json(p) for p in sorted(results_dir.glob("runs/*/*/seed*/provenance.json"))]
@@ -132,14 +122,12 @@ def run_provenance(results_dir: Path) -> dict:
 
 
 def provenance(results_dir: Path, log_path: Path | None) -> dict:
-    from training.files import cpu_model
+    from training.files import cpu_model, git_state  # the commit of this code, wherever the command runs
 
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {"profile": results_dir.name, "results": str(results_dir),
             "trained": run_provenance(results_dir), "timing": run_timing(log_path),
-            "published": {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status),
-                          "date": datetime.now().isoformat(timespec="seconds"), "cpu_model": cpu_model(),
-                          "cpu_count": os.cpu_count()}}
+            "published": {**git_state(), "date": datetime.now().isoformat(timespec="seconds"),
+                          "cpu_model": cpu_model(), "cpu_count": os.cpu_count()}}
 
 
 # --- the published folder --------------------------------------------------------------------------------------

@@ -190,11 +190,14 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def provenance(config: dict, config_hash: str, seed: int) -> dict[str, Any]:
-    commit = _git("rev-parse", "HEAD")
+def git_state() -> dict[str, Any]:
+    """This checkout's commit and whether tracked files differ from it (None outside a git checkout)."""
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"config_hash": config_hash, "config": config, "seed": seed,
-            "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
+def provenance(config: dict, config_hash: str, seed: int) -> dict[str, Any]:
+    return {"config_hash": config_hash, "config": config, "seed": seed, **git_state(),
             "python": sys.version.split()[0], "packages": package_versions(), "hardware": hardware(),
             "command": sys.argv}
 
