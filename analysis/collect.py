@@ -310,6 +310,26 @@ def collect_curves(results_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def selection_overlap(results_dir: str | Path) -> dict[str, dict]:
+    """{task: {"validation": rows, "shared": rows of validation also in test, "scored_on_train": bool}}
+    from the data the runs trained on (<results>/data/<task>/): what the captions say about selection.
+    Everything the suite selects (a paper row's lr, the lr sweep) is chosen on the validation loss, so
+    selection saw the reported rows exactly where `shared` > 0."""
+    from tasks.records import shared_rows
+
+    def rows(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    out = {}
+    for folder in sorted(p for p in (Path(results_dir) / "data").glob("*") if p.is_dir()):
+        validation, test = folder / "validation.jsonl", folder / "test.jsonl"
+        if validation.is_file() and test.is_file():
+            held = rows(validation)
+            out[folder.name] = {"validation": len(held), "shared": shared_rows(held, rows(test)),
+                                "scored_on_train": taskinfo.scored_on_train(folder.name)}
+    return out
+
+
 def write_runs(runs: pd.DataFrame, out_dir: str | Path) -> Path:
     return write_csv(Path(out_dir) / "tables" / "runs.csv", runs)
 

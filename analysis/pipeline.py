@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import headline, plots, reference, sweep, tables, verdicts
-from .collect import collect, collect_curves
+from .collect import collect, collect_curves, selection_overlap
 from .paper_models import base_model_note
 from .files import write_csv
 
@@ -36,7 +36,8 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
     summary = tables.aggregate(runs)
     family_tables = tables.write_family_tables(runs, out_dir, summary=summary)
     written["tables"] = [p for paths in family_tables.values() for p in paths]
-    paper_tables = reference.write_paper_tables(runs, out_dir, compare, paper_model_name=paper_model)
+    paper_tables = reference.write_paper_tables(runs, out_dir, compare, paper_model_name=paper_model,
+                                                 overlap=selection_overlap(results_dir))
     written["paper tables"] = [p for paths in paper_tables.values() for p in paths]
     figures = plots.write_plots(runs, curves, spectrum_curves, out_dir)
     written["plots"] = [p for paths in figures.values() for p in paths]

@@ -9,7 +9,8 @@ A paper row matches runs by what was trained, not by a variant name: our role (l
 milora, vera, sora, relora, remora, multilora), the rank and the options that matter (e.g.
 mora_type). Every variant matching a row (a profile's learning-rate variants) is a candidate, and
 the table's selection rule picks the one reported: the lowest end-of-run validation loss, mean over
-seeds (train_summary.json `eval_loss`; never a test metric), as the papers report their best lr.
+seeds (train_summary.json `eval_loss`), as the papers report their best lr. The caption says, from the
+runs' data folders, whether those validation rows are disjoint from the test rows the table reports.
 Seeds give the mean with its 95% CI, or (`seeds: median`) the median with min–max, as VeRA does.
 
 `mode` "values" compares numbers, and only with the paper's rows of the run's own model
@@ -344,17 +345,39 @@ def display(table: pd.DataFrame, mode: str) -> pd.DataFrame:
     return shown
 
 
-def selection_text(entry: dict) -> str:
+def split_text(entry: dict, overlap: dict | None) -> str:
+    """Whether the validation rows the selection used are disjoint from the test rows the table reports,
+    per task of the table, as the data the runs trained on says (collect.selection_overlap)."""
+    wanted = sorted({c["task"] for c in entry["columns"].values() if c.get("task")})
+    known = {t: overlap[t] for t in wanted if overlap and t in overlap}
+    if not known:
+        return " (the data folders were not there to check which rows the validation split holds)"
+    clean = [t for t, o in known.items() if not o["shared"]]
+    text = ""
+    if clean:
+        text += f" on {', '.join(clean)}: validation rows disjoint from the test rows reported, so never chosen on test"
+    for task, o in known.items():
+        if o["shared"]:
+            why = ("memorization is scored on the trained pairs, which validation samples too"
+                   if o["scored_on_train"] else "e.g. `validation_from: dev`, the papers' practice of selecting on "
+                   "the dev set they report")
+            text += (f"{';' if text else ''} on {task}: the validation split shares {o['shared']} of its "
+                     f"{o['validation']} rows with the test split reported ({why}), so the selection saw them")
+    return text
+
+
+def selection_text(entry: dict, overlap: dict | None = None) -> str:
     """The table's selection rule, as its caption states it."""
     seeds = ("ours = the median over seeds [min–max], as the paper reports the median of its runs"
              if entry["seeds"] == "median" else "ours = mean over seeds with 95% CI (min–max where n = 2)")
     return (" Selection: a row's candidates are all our variants of its method, rank and options (the "
             "profile's learning rates, and other swept settings such as SoRA's ξ); the one with the lowest "
-            "end-of-run validation loss (mean over seeds) is reported and named under 'ours' — never chosen "
-            "on a test number. " + seeds + ".")
+            "end-of-run validation loss (mean over seeds) is reported and named under 'ours'"
+            + split_text(entry, overlap) + ". " + seeds + ".")
 
 
-def caption(entry: dict, profile: str, mode: str, table: pd.DataFrame | None = None) -> str:
+def caption(entry: dict, profile: str, mode: str, table: pd.DataFrame | None = None,
+            overlap: dict | None = None) -> str:
     text = f"{entry.get('title', entry['paper'] + ' ' + entry['table'])}. Profile {profile}."
     models = sorted({m for m in table["model"] if m}) if table is not None else []
     if mode == "values" and models:
@@ -367,7 +390,7 @@ def caption(entry: dict, profile: str, mode: str, table: pd.DataFrame | None = N
     if any(c.get("params") for c in entry["columns"].values()):
         text += (" Parameters in millions: the adapter alone, as the paper counts them; 'incl. head' adds a "
                  "trained task head.")
-    text += selection_text(entry)
+    text += selection_text(entry, overlap)
     if mode == "shape":
         return text + (" Shape only: this profile's model, data and scale differ from the paper's, so the "
                        "numbers are not comparable; compare the order of methods (ranks, 1 = best) within each column.")
@@ -385,7 +408,8 @@ def run_models(runs: pd.DataFrame, declared: str | None = None) -> pd.Series:
 
 def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None = None,
                        reference: pd.DataFrame | None = None, mapping: list[dict] | None = None,
-                       paper_model_name: str | None = None) -> dict[str, list[Path]]:
+                       paper_model_name: str | None = None,
+                       overlap: dict | None = None) -> dict[str, list[Path]]:
     """tables/paper_<paper>_<table>.{csv,md,tex} for every mapped table with at least one of our numbers
     (in a paper's own profile, that paper's tables only, unless `mode` forces one for all).
 
@@ -415,7 +439,7 @@ def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None
         if table["n"].sum() == 0:
             continue
         stem = Path(out_dir) / "tables" / f"paper_{entry['paper']}_{entry['table']}".replace(" ", "_")
-        shown, text = display(table, entry_mode), caption(entry, profile, entry_mode, table)
+        shown, text = display(table, entry_mode), caption(entry, profile, entry_mode, table, overlap)
         text += (" " + base_model_note(runs["base_model"])) if "base_model" in runs else ""
         written[f"{entry['paper']} {entry['table']}"] = [
             write_csv(f"{stem}.csv", table),

@@ -54,3 +54,9 @@ def owner_of_builtin(eval_task: str, train_task: str) -> str:
         if any(eval_task == w or eval_task.startswith(w + "_") for w in wanted):
             return task
     return train_task
+
+
+def scored_on_train(task: str) -> bool:
+    """The task is scored on its own training items (memorization), so validation samples them too."""
+    spec = _spec(task)
+    return bool(spec and spec.scored_on_train)

@@ -9,9 +9,9 @@
 
 The record format is documented in tasks/README.md; the pretraining corpora are in tasks.corpus.
 """
-from tasks.records import read_split, read_splits, validate_records, write_splits
+from tasks.records import read_split, read_splits, shared_rows, validate_records, write_splits
 from tasks.registry import available, families, get
 from tasks.spec import TaskSpec
 
-__all__ = ["TaskSpec", "available", "families", "get", "read_split", "read_splits", "validate_records",
+__all__ = ["TaskSpec", "available", "families", "get", "read_split", "read_splits", "shared_rows", "validate_records",
            "write_splits"]

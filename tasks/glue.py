@@ -1,8 +1,11 @@
 """GLUE: SST-2, MRPC, CoLA, QNLI, RTE, STS-B.
 
 Paper source: `nyu-mll/glue`. The papers (VeRA, SoRA) report the dev set, so `test` is GLUE's
-validation split; `validation` is the same dev set (the papers select on it) unless
-`validation_size=N` carves N rows out of train instead.
+validation split. What the suite selects on (a learning rate among a paper row's, the lr sweep)
+must never be the split it reports, so by default `validation` is a seeded hold-out of train
+(`validation_size` rows, default a tenth of train up to 1000) and the runs train on the rest.
+`validation_from: dev` reproduces what the papers did instead — select on the dev set they report —
+and the paper tables then say that their selection saw the reported rows.
 Tiny source: the same skills on the world's vocabulary, with GLUE's label conventions
 (sst2 1=positive, mrpc 1=equivalent, cola 1=acceptable, qnli/rte 0=entailment, stsb 0-5).
 """
@@ -189,9 +192,23 @@ GLUE_COLUMNS = {"sst2": ("sentence", None), "mrpc": ("sentence1", "sentence2"), 
                 "stsb": ("sentence1", "sentence2")}
 
 
+VALIDATION_FROM = ("train", "dev")
+
+
+def default_holdout(n_train: int) -> int:
+    """Rows of train held out for selection when `validation_size` is not set: a tenth, 1 to 1000."""
+    return max(1, min(1000, n_train // 10))
+
+
 def load_paper(task: str, *, hub_id: str = "nyu-mll/glue", data_dir: str | None = None, data_files=None,
                revision: str | None = None, cache_dir: str | None = None, validation_size: int | None = None,
-               seed: int = 0) -> dict:
+               validation_from: str = "train", seed: int = 0) -> dict:
+    if validation_from not in VALIDATION_FROM:
+        raise ValueError(f"{task}: validation_from={validation_from!r}; use one of {list(VALIDATION_FROM)} "
+                         f"(train: a held-out part of train, never the reported dev set; dev: the papers' practice)")
+    if validation_from == "dev" and validation_size:
+        raise ValueError(f"{task}: validation_size={validation_size} carves rows out of train, but "
+                         f"validation_from: dev selects on the dev set; drop one of the two")
     hub.require_per_split(data_files, ("train", "validation"), task)
     text_column, pair_column = GLUE_COLUMNS[task]
     columns = tuple(c for c in (text_column, pair_column, "label", "idx") if c)
@@ -209,15 +226,16 @@ def load_paper(task: str, *, hub_id: str = "nyu-mll/glue", data_dir: str | None 
         return out
 
     train, dev = records("train"), records("validation")
-    validation = dev
-    if validation_size:
-        if not 0 < validation_size < len(train):
-            raise ValueError(f"{task}: validation_size={validation_size} must be between 1 and {len(train) - 1}")
-        order = list(range(len(train)))
-        rng_for("glue-holdout", task, seed).shuffle(order)
-        held = set(order[:validation_size])
-        validation = [r for i, r in enumerate(train) if i in held]
-        train = [r for i, r in enumerate(train) if i not in held]
+    if validation_from == "dev":
+        return {"train": train, "validation": dev, "test": dev}
+    validation_size = validation_size or default_holdout(len(train))
+    if not 0 < validation_size < len(train):
+        raise ValueError(f"{task}: validation_size={validation_size} must be between 1 and {len(train) - 1}")
+    order = list(range(len(train)))
+    rng_for("glue-holdout", task, seed).shuffle(order)
+    held = set(order[:validation_size])
+    validation = [r for i, r in enumerate(train) if i in held]
+    train = [r for i, r in enumerate(train) if i not in held]
     return {"train": train, "validation": validation, "test": dev}
 
 
@@ -244,7 +262,7 @@ SPECS = [
         generator=functools.partial(generate_tiny, task),
         paper_loader=functools.partial(load_paper, task),
         description=DESCRIPTIONS[task],
-        paper_source=f"nyu-mll/glue {task} (train; dev as test)",
+        paper_source=f"nyu-mll/glue {task} (train less a held-out tenth for selection; dev as test)",
     )
     for task in GLUE_COLUMNS
 ]

@@ -79,4 +79,5 @@ SPECS = [TaskSpec(
     generator=generate_tiny, paper_loader=load_paper,
     description="uuid4 key:value pairs, loss on the whole text, greedy decode of value after 'key:'",
     paper_source="generated, 10k uuid4 pairs (MoRA Table 2)",
+    scored_on_train=True,
 )]

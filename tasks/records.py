@@ -88,6 +88,18 @@ def _label_problem(record: dict, label, spec) -> str | None:
     return None
 
 
+def content_key(record: dict) -> str:
+    """A record's content without its id: two splits share a row when their records have equal keys."""
+    return json.dumps({k: v for k, v in record.items() if k != "id"}, sort_keys=True, ensure_ascii=False)
+
+
+def shared_rows(records: list[dict], others: list[dict]) -> int:
+    """How many of `records` have the content of a record in `others` (selection on validation sees
+    test exactly when validation shares rows with test)."""
+    keys = {content_key(r) for r in others}
+    return sum(content_key(r) in keys for r in records)
+
+
 def validate_records(records: list, spec, where: str) -> None:
     """Raise ValueError naming `where`, the record and the column for the first contract breach."""
     if not isinstance(records, list) or not records:

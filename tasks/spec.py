@@ -29,6 +29,10 @@ class TaskSpec:
     # A task whose train split is, record for record, another task's (the continual-pretraining
     # probes): one run trained on that task can be evaluated on this one too.
     shares_train_with: str | None = None
+    # Scored on its own training items (memorization: recall of the trained pairs). Its validation
+    # and test splits are samples of train by design, so whatever selects on validation has seen
+    # the reported items; the tables say so (analysis: selection_overlap).
+    scored_on_train: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -163,9 +163,9 @@ def write_data(root: str | Path) -> Path:
         for split in ("train", "validation"):
             _jsonl(root / "glue" / task / f"{split}.jsonl", _glue(rng, task, n))
     # GEM/e2e_nlg: gem_id, gem_parent_id, meaning_representation, target, references (one row per reference).
-    for split in ("train", "validation", "test"):
+    for offset, split in enumerate(("train", "validation", "test")):
         rows = []
-        for i in range(6):
+        for i in range(6 * offset, 6 * offset + 6):   # each split its own restaurants, as in E2E
             mr = f"name[The Eagle {i}], eatType[coffee shop], food[French], area[city centre]"
             refs = [f"The Eagle {i} is a French coffee shop in the city centre.",
                     f"In the city centre, The Eagle {i} serves French food."]

@@ -117,9 +117,36 @@ def test_written_mora_tables_name_the_rule_and_the_chosen_variant(tmp_path):
     written = reference.write_paper_tables(collect.collect(root), root)
     assert set(written) == {"MoRA 1", "MoRA 4"}  # MoRA's tables only; Table 2 and 3 tasks not run
     md = (root / "tables" / "paper_MoRA_1.md").read_text()
-    assert "lowest end-of-run validation loss" in md and "never chosen on a test number" in md
+    assert "lowest end-of-run validation loss" in md and "never chosen on test" not in md  # no data to check
     assert "Compared with the paper's LLaMA-2-7B rows only" in md and "(lm-eval standard)" in md
     assert "| LLaMA-2-7B | LoRA | 8 | lora_r8_lr2e-4, best of 2 | GSM8K | 64.6 | 60.0 (n=1) | -4.6 |" in md
+
+
+def test_captions_say_whether_selection_saw_the_reported_rows():
+    """From the data the runs trained on: disjoint → "never chosen on test"; shared rows are counted, with why."""
+    table = entry("MoRA", "1")
+    clean = {t: {"validation": 10, "shared": 0, "scored_on_train": False} for t in ("instruct", "math", "cpt_domain_qa")}
+    text = reference.selection_text(table, clean)
+    assert "on cpt_domain_qa, instruct, math: validation rows disjoint from the test rows reported, so never chosen on test" in text
+    dev = {**clean, "math": {"validation": 10, "shared": 10, "scored_on_train": False}}
+    text = reference.selection_text(table, dev)
+    assert "never chosen on test" in text and "on math: the validation split shares 10 of its 10 rows" in text
+    assert "validation_from: dev" in text and "so the selection saw them" in text
+    uuid = reference.selection_text(entry("MoRA", "2"), {"uuid": {"validation": 16, "shared": 16, "scored_on_train": True}})
+    assert "memorization is scored on the trained pairs" in uuid and "never chosen on test" not in uuid
+
+
+def test_selection_overlap_reads_the_data_folders(tmp_path):
+    import json
+    for task, val, test in (("sst2", ["a", "b"], ["c"]), ("rte", ["a", "b"], ["b", "c"])):
+        folder = tmp_path / "data" / task
+        folder.mkdir(parents=True)
+        for split, texts in (("validation", val), ("test", test)):
+            (folder / f"{split}.jsonl").write_text("".join(
+                json.dumps({"id": f"{task}-{split}-{i}", "text": t, "label": 0}) + "\n" for i, t in enumerate(texts)))
+    assert collect.selection_overlap(tmp_path) == {
+        "rte": {"validation": 2, "shared": 1, "scored_on_train": False},
+        "sst2": {"validation": 2, "shared": 0, "scored_on_train": False}}
 
 
 def test_other_models_rows_are_not_compared(tmp_path):

@@ -356,7 +356,8 @@ def test_glue_loader_maps_each_subset(tmp_path):
             folder.mkdir(exist_ok=True)
             pd.DataFrame([dict(r, idx=r["idx"] + offset) for r in rows]).to_parquet(
                 folder / f"{split}-00000-of-00001.parquet")
-        splits = tasks.get(subset).load_paper(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+        splits = tasks.get(subset).load_paper(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"),
+                                              validation_from="dev")   # all of train, to check the mapping
         text_col, pair_col = {"sst2": ("sentence", None), "cola": ("sentence", None),
                               "qnli": ("question", "sentence")}.get(subset, ("sentence1", "sentence2"))
         first = splits["train"][0]
@@ -364,7 +365,26 @@ def test_glue_loader_maps_each_subset(tmp_path):
         assert first.get("text_pair") == (rows[0][pair_col] if pair_col else None)
         assert first["label"] == rows[0]["label"] and type(first["label"]) is (float if subset == "stsb" else int)
         assert splits["test"][1]["id"] == f"{subset}-validation-101"  # GLUE dev is the papers' test
-        assert splits["validation"] == splits["test"]
+        assert splits["validation"] == splits["test"]  # validation_from: dev, the papers' practice
+
+
+def test_glue_loader_selects_on_a_held_out_part_of_train_by_default(tmp_path):
+    """Never on the dev set it reports: a seeded tenth of train (1 to 1000 rows) is the validation split."""
+    rows = [{"sentence": f"s{i}", "label": i % 2, "idx": i} for i in range(50)]
+    files = {"train": write_jsonl(tmp_path / "train.jsonl", rows),
+             "validation": write_jsonl(tmp_path / "dev.jsonl", [dict(r, idx=100 + r["idx"]) for r in rows[:6]])}
+    splits = tasks.get("sst2").load_paper(data_files=files, cache_dir=str(tmp_path / "c"))
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [45, 5, 6]
+    assert all(r["id"].startswith("sst2-train-") for r in splits["validation"])
+    assert not {r["id"] for r in splits["validation"]} & {r["id"] for r in splits["test"]}
+    again = tasks.get("sst2").load_paper(data_files=files, cache_dir=str(tmp_path / "c"))
+    assert again["validation"] == splits["validation"]          # seeded
+    other = tasks.get("sst2").load_paper(data_files=files, cache_dir=str(tmp_path / "c"), seed=1)
+    assert other["validation"] != splits["validation"]
+    with pytest.raises(ValueError, match="validation_from: dev selects on the dev set"):
+        tasks.get("sst2").load_paper(data_files=files, validation_from="dev", validation_size=4)
+    with pytest.raises(ValueError, match="validation_from='test'"):
+        tasks.get("sst2").load_paper(data_files=files, validation_from="test")
 
 
 def test_glue_loader_can_carve_validation_from_train(tmp_path):
