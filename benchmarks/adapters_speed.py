@@ -1,6 +1,11 @@
 """Train-step and merged-inference speed of every method, relative to PEFT's LoRA, in one process.
 
     python benchmarks/adapters_speed.py [--hidden 256 --layers 4 --seq 128 --batch 8 --r 8 --repeats 7]
+                                        [--out benchmarks/results/adapters_speed_cpu]   # + .json and .md
+
+`--out` writes the measurement (setup, machine, commit, one row per method) as JSON and the table
+the README's Performance section quotes as Markdown; tests/test_readme.py checks the README
+against that committed file.
 
 A small LLaMA built from config, every linear layer adapted (all-linear). Each contender gets
 its own model copy; timings are taken in interleaved rounds (A B C ... A B C ...) so that
@@ -13,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
+import platform
 import statistics
 import time
 
@@ -84,6 +91,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("LORABENCH_THREADS", "2")))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", help="write OUT.json (the measurement) and OUT.md (the README's table)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -130,16 +138,61 @@ def main():
 
     ref = statistics.median(train_times["peft_lora"])
     base_inf = statistics.median(infer_times["base"])
-    print(f"LLaMA hidden={args.hidden} layers={args.layers}, all-linear, r={args.r}, batch {args.batch}x{args.seq}, "
-          f"{args.device} x{args.threads} threads, median of {args.repeats}")
-    print(f"{'method':<10} {'trainable':>10} {'step ms':>8} {'vs PEFT':>8} {'target':>7} {'merged inf':>10} {'peak MiB':>9}")
+    rows = []
     for name in models:
         step = statistics.median(train_times[name])
-        trainable = sum(p.numel() for p in models[name].parameters() if p.requires_grad)
-        inf = f"{statistics.median(infer_times[name]) / base_inf:.2f}x" if name in infer_times else "-"
-        target = f"<={TARGETS[name]:.2f}" if name in TARGETS else "ref"
-        print(f"{name:<10} {trainable:>10,} {step * 1e3:>8.1f} {step / ref:>7.2f}x {target:>7} {inf:>10} "
-              f"{peak[name] / 2**20:>9.1f}")
+        rows.append({"method": name, "trainable": sum(p.numel() for p in models[name].parameters() if p.requires_grad),
+                     "step_ms": round(step * 1e3, 1), "vs_peft_lora": round(step / ref, 2),
+                     "target": TARGETS.get(name),
+                     "merged_inference_vs_base": (round(statistics.median(infer_times[name]) / base_inf, 2)
+                                                  if name in infer_times else None),
+                     "peak_mib": round(peak[name] / 2**20, 1)})
+    setup = (f"LLaMA hidden={args.hidden} layers={args.layers}, all-linear, r={args.r}, batch {args.batch}x{args.seq}, "
+             f"{args.device} x{args.threads} threads, median of {args.repeats}")
+    print(setup)
+    print(f"{'method':<10} {'trainable':>10} {'step ms':>8} {'vs PEFT':>8} {'target':>7} {'merged inf':>10} {'peak MiB':>9}")
+    for row in rows:
+        inf = "-" if row["merged_inference_vs_base"] is None else f"{row['merged_inference_vs_base']:.2f}x"
+        target = "ref" if row["target"] is None else f"<={row['target']:.2f}"
+        print(f"{row['method']:<10} {row['trainable']:>10,} {row['step_ms']:>8.1f} {row['vs_peft_lora']:>7.2f}x "
+              f"{target:>7} {inf:>10} {row['peak_mib']:>9.1f}")
+    if args.out:
+        write_result(args, setup, rows)
+
+
+NAMES = {"peft_lora": "PEFT LoRA", "lora": "LoRA", "mora1": "MoRA type 1", "mora6": "MoRA type 6",
+         "milora": "MiLoRA", "sora": "SoRA", "vera": "VeRA", "multilora": "MultiLoRA"}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The README's Performance table, from the measured rows."""
+    lines = ["| method | trainable | train step vs PEFT LoRA | target | merged inference vs base |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        step = (f"1.00× ({row['step_ms']:.0f} ms)" if row["target"] is None and row["method"] == "peft_lora"
+                else f"{row['vs_peft_lora']:.2f}×")
+        target = "ref" if row["target"] is None else f"≤ {row['target']:.2f}×"
+        inf = "–" if row["merged_inference_vs_base"] is None else f"{row['merged_inference_vs_base']:.2f}×"
+        lines.append(f"| {NAMES.get(row['method'], row['method'])} | {row['trainable']:,} | {step} | {target} | {inf} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_result(args, setup: str, rows: list[dict]) -> None:
+    from training.files import git_state
+
+    state = git_state()
+    commit, dirty = state["git_commit"], state["git_dirty"]
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    result = {"setup": setup, "args": vars(args), "git_commit": commit, "git_dirty": dirty, "cpu": cpu,
+              "cpu_count": os.cpu_count(), "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump(result, f, indent=2)
+    with open(args.out + ".md", "w") as f:
+        f.write(f"{setup}; commit {(commit or '?')[:7]}{' with uncommitted changes' if dirty else ''}, {cpu}\n\n"
+                + markdown_table(rows))
 
 
 if __name__ == "__main__":
