@@ -135,6 +135,29 @@ def test_spread_moves_points_and_log_ratios_and_flags_flipped_verdicts(tmp_path)
     assert claims.set_index("claim")["stable"].to_dict() == {1: "yes", 4: "no"}
 
 
+def test_spread_reports_ties_as_ties_and_counts_the_cells_that_moved(tmp_path):
+    a = analysed_folder(tmp_path / "a", {"sst2": {"base": 50.0, "lora": 85.0, "mora1": 85.0, "vera": 70.0},
+                                         "cpt": {"lora": 20.0, "milora": 25.0}}, {1: "holds"})
+    b = analysed_folder(tmp_path / "b", {"sst2": {"base": 50.0, "lora": 85.0, "mora1": 84.0, "vera": 85.0},
+                                         "cpt": {"lora": 20.0, "milora": 19.0}}, {1: "holds"})
+    _, by_task, _ = spread.compare([a, b], ["a", "b"])
+    task = by_task.set_index("task")
+    assert task.loc["sst2", "best method"] == "lora = mora1 → lora = vera" and task.loc["sst2", "same best"] == "partly"
+    assert task.loc["sst2", "moved"] == 2 and task.loc["cpt_domain", "moved"] == 1
+    assert task.loc["cpt_domain", "best method"] == "lora → milora" and task.loc["cpt_domain", "same best"] == "no"
+
+
+def test_committed_spread_md_is_what_its_committed_csvs_give(tmp_path):
+    """results/published/tiny/spread.md is rebuilt from spread.csv, spread_claims.csv and provenance.json."""
+    import shutil
+    folder = tmp_path / "tiny"
+    shutil.copytree(PUBLISHED / "tiny", folder)
+    spread.rebuild(folder)
+    assert (folder / "spread.md").read_text() == (PUBLISHED / "tiny" / "spread.md").read_text()
+    text = (folder / "spread.md").read_text()
+    assert "with uncommitted changes" in text and "8d6b69f, 3578143, 137ffa3" in text   # every commit, and the dirty tree
+
+
 @pytest.mark.parametrize("profile", ["tiny", "replication", "real"])
 def test_committed_published_folder_is_complete_and_small(profile):
     folder = PUBLISHED / profile
