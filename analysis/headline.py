@@ -5,7 +5,10 @@ trained task the best method at its parameter count.
     write_headline(runs, summary, decided, out_dir)     # tables/headline.{csv,md}
 
 Per task the score is its headline metric (the task spec's first metric) on its own test split,
-mean over seeds as in the family tables. "Best" is the variant with the best mean; the Pareto front
+mean over seeds as in the family tables. "Best" is the variant with the best mean (every variant at
+it, `a = b`, when they tie); where the task knows the score of right-format output with no
+knowledge (taskinfo.floor: a well-formed uuid4 scores 19.8 % of characters), a best at or below
+that floor is shown as "none above the floor", not as a ranking of noise. The Pareto front
 lists, from the fewest trainable parameters up, the variants no other variant beats with as few
 parameters (analysis.plots.pareto_front, as in the params plots): the answer to "which method at which parameter count". One seed decides little: the
 n column says how many seeds each mean has.
@@ -22,7 +25,7 @@ from .plots import pareto_front
 from .render import to_markdown
 
 COLUMNS = ["family", "task", "metric", "n", "best", "best value", "best params", "lora value", "base value",
-           "Pareto front (params: variant value)"]
+           "floor", "Pareto front (params: variant value)"]
 
 
 def _fmt(value: float) -> str:
@@ -58,17 +61,23 @@ def best_methods(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
         methods = by_variant.drop("base", errors="ignore")
         if methods.empty:
             continue
-        best = methods.idxmax() if higher else methods.idxmin()
+        top = methods.max() if higher else methods.min()
+        tied = sorted(methods.index[methods == top])
+        best = tied[0]
+        floor = taskinfo.floor(task, scores["metric_id"].iloc[0])
+        cleared = floor is None or (top > floor if higher else top < floor)
         points = pd.DataFrame([{"variant": v, "trainable_params": params[v], "value": m}
                                for v, m in methods.items() if v in params])
         front = pareto_front(points, higher_is_better=higher) if len(points) else points
         records.append({
             "family": scores["family"].iloc[0], "task": task, "metric": scores["metric_id"].iloc[0],
             "n": int(scores.loc[scores["variant"] == best, "n"].iloc[0]),
-            "best": best, "best value": _fmt(methods[best]),
-            "best params": f"{int(params[best]):,}" if best in params else "—",
+            "best": " = ".join(tied) if cleared else f"none above the floor ({' = '.join(tied)} best)",
+            "best value": _fmt(top),
+            "best params": " = ".join(f"{int(params[v]):,}" if v in params else "—" for v in tied),
             "lora value": _fmt(by_variant["lora"]) if "lora" in by_variant else "—",
             "base value": _fmt(by_variant["base"]) if "base" in by_variant else "—",
+            "floor": "—" if floor is None else _fmt(floor),
             "Pareto front (params: variant value)": "; ".join(
                 f"{int(p.trainable_params):,}: {p.variant} {_fmt(p.value)}" for p in front.itertuples()),
         })
@@ -90,5 +99,30 @@ def write_headline(runs: pd.DataFrame, summary: pd.DataFrame, decided, out_dir: 
             + "\n## Best method per task\n\n"
             + to_markdown(best, "Headline metric per task on its test split (fractions ×100), mean over n seeds; "
                                 "the Pareto front lists, fewest trainable parameters first, each variant that "
-                                "beats every cheaper one. Lower is better for perplexities."))
+                                "beats every cheaper one. Lower is better for perplexities. `a = b`: a tie. "
+                                "floor: what output of the right format scores with no knowledge (a well-formed "
+                                "uuid4: 19.8% of characters); a best at or below it is noise, shown as none."))
     return [write_csv(tables_dir / "headline.csv", best), write_text(tables_dir / "headline.md", text)]
+
+
+def rebuild(folder: str | Path) -> list[Path]:
+    """tables/headline.{csv,md} of a published folder again, from its committed tables/runs.csv,
+    tables/summary.csv and replication.json (`python -m analysis.publish --rebuild results/published/tiny`).
+    The base model's description is kept from the folder's headline.md: the model folder it was read
+    from is not published."""
+    import json
+    from types import SimpleNamespace
+
+    from .collect import read_runs
+    from .paper_models import base_model_note
+
+    folder = Path(folder)
+    runs = read_runs(folder / "tables" / "runs.csv")
+    summary = pd.read_csv(folder / "tables" / "summary.csv")
+    decided = [SimpleNamespace(**c) for c in json.loads((folder / "replication.json").read_text())["claims"]]
+    profile = json.loads((folder / "provenance.json").read_text())["profile"]
+    old = folder / "tables" / "headline.md"
+    kept = [line for line in (old.read_text().splitlines() if old.is_file() else []) if line.startswith("Base model: ")]
+    note = kept[0] if kept else base_model_note(runs.get("base_model", []))
+    return write_headline(runs, summary, decided, folder, profile, note)
+

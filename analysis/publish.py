@@ -247,8 +247,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-analysis", action="store_true",
                         help="copy the runs' own tables, plots and verdicts (the DAG's aggregate job, this code) "
                              "instead of analysing them again")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="RESULTS is a published folder: write its headline.md|csv and spread.md again from "
+                             "its own committed tables (runs.csv, summary.csv, spread*.csv, replication.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.rebuild:
+        from . import headline
+
+        written = headline.rebuild(args.results)
+        if (args.results / "spread.csv").is_file():
+            written += spread_mod.rebuild(args.results)
+        print("\n".join(map(str, written)))
+        return 0
     out = publish(args.results, args.out, args.rerun, args.log, spectra=not args.no_spectra, paper_model=args.paper_model,
                   reuse=args.reuse_analysis)
     print(f"published {args.results} → {out}")

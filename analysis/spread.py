@@ -125,7 +125,7 @@ def write_spread(analysed: list[Path], labels: list[str], out_dir: Path, trained
 
 def rebuild(folder: Path) -> list[Path]:
     """spread.md again from a published folder's own spread.csv, spread_claims.csv and provenance.json
-    (the reruns' run folders are not needed): `python -m analysis.spread results/published/tiny`."""
+    (the reruns' run folders are not needed): `python -m analysis.publish --rebuild results/published/tiny`."""
     folder = Path(folder)
     cells = pd.read_csv(folder / "spread.csv")
     claims = pd.read_csv(folder / "spread_claims.csv", dtype=str)
@@ -134,9 +134,3 @@ def rebuild(folder: Path) -> list[Path]:
     trained = [info["trained"], *(r["trained"] for r in info.get("reruns", []))]
     return [write_text(folder / "spread.md", render(cells, per_task(cells, labels), claims, labels, trained))]
 
-
-if __name__ == "__main__":
-    import sys
-
-    for path in rebuild(Path(sys.argv[1])):
-        print(path)

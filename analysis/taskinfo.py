@@ -60,3 +60,9 @@ def scored_on_train(task: str) -> bool:
     """The task is scored on its own training items (memorization), so validation samples them too."""
     spec = _spec(task)
     return bool(spec and spec.scored_on_train)
+
+
+def floor(task: str, metric: str) -> float | None:
+    """The score of right-format, no-knowledge output on the task's metric (TaskSpec.floors), if known."""
+    spec = _spec(task)
+    return (spec.floors.get(metric) if spec else None)

@@ -40,6 +40,14 @@ def uuid_pairs(n: int, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
+def format_floor_char_acc() -> float:
+    """Character accuracy (%) expected of a well-formed uuid4 that knows nothing of the pair: its 4
+    hyphens and the version digit always match, the variant digit ([89ab]) 1 time in 4, each of the
+    other 30 hex digits 1 time in 16 — (5 + 1/4 + 30/16) / 36 = 19.8 %. A method at or below it has
+    learned the format, not the pairs."""
+    return 100 * (4 + 1 + 1 / 4 + 30 / 16) / 36
+
+
 def pair_record(key: str, value: str) -> dict:
     return {"prompt": "", "target": f"{key}{SEPARATOR}{value}", "key": key, "value": value, "answer": value}
 
@@ -80,4 +88,5 @@ SPECS = [TaskSpec(
     description="uuid4 key:value pairs, loss on the whole text, greedy decode of value after 'key:'",
     paper_source="generated, 10k uuid4 pairs (MoRA Table 2)",
     scored_on_train=True,
+    floors={"char_acc": format_floor_char_acc()},
 )]

@@ -33,6 +33,9 @@ class TaskSpec:
     # and test splits are samples of train by design, so whatever selects on validation has seen
     # the reported items; the tables say so (analysis: selection_overlap).
     scored_on_train: bool = False
+    # What a metric scores with the output's format right and no knowledge (memorization: any
+    # well-formed uuid4): the headline marks a best value at or below it as not cleared.
+    floors: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -147,6 +147,26 @@ def test_spread_reports_ties_as_ties_and_counts_the_cells_that_moved(tmp_path):
     assert task.loc["cpt_domain", "best method"] == "lora → milora" and task.loc["cpt_domain", "same best"] == "no"
 
 
+def test_headline_ties_are_ties_and_a_best_below_the_floor_is_none(tmp_path):
+    rows = (summary_rows("sst2", "acc", {"base": 50.0, "lora": 85.0, "mora1": 85.0, "vera": 70.0})
+            + summary_rows("uuid", "char_acc", {"base": 3.0, "lora": 4.0, "mora6": 5.5}, family="memorization"))
+    summary = pd.DataFrame(rows)
+    runs = pd.DataFrame([{"train_task": t, "variant": v, "seed": 0, "status": "ok", "trainable_params": 1000}
+                         for t in ("sst2", "uuid") for v in ("lora", "mora1", "vera", "mora6")])
+    best = headline.best_methods(runs, summary).set_index("task")
+    assert best.loc["sst2", "best"] == "lora = mora1" and best.loc["sst2", "floor"] == "—"
+    assert best.loc["uuid", "best"] == "none above the floor (mora6 best)" and best.loc["uuid", "floor"] == "19.8"
+
+
+@pytest.mark.parametrize("profile", ["tiny", "replication", "real"])
+def test_committed_headline_is_what_its_committed_tables_give(profile, tmp_path):
+    import shutil
+    folder = tmp_path / profile
+    shutil.copytree(PUBLISHED / profile, folder)
+    headline.rebuild(folder)
+    assert (folder / "tables" / "headline.md").read_text() == (PUBLISHED / profile / "tables" / "headline.md").read_text()
+
+
 def test_committed_spread_md_is_what_its_committed_csvs_give(tmp_path):
     """results/published/tiny/spread.md is rebuilt from spread.csv, spread_claims.csv and provenance.json."""
     import shutil

@@ -1,5 +1,6 @@
 """tasks/: tiny generators, the corpora, the record contract, the paper loaders and the CLI."""
 import json
+import random
 import re
 import time
 import uuid
@@ -616,3 +617,19 @@ def test_package_file_errors_name_the_fix():
     from tasks import cpt
     with pytest.raises(ValueError, match="must leave test rows and train rows of the 300"):
         cpt.load_general(general={"package_file": LEE}, validation_size=100, test_size=200)
+
+
+def test_uuid_format_floor_is_what_a_well_formed_guess_scores():
+    """19.8 %: the expected character accuracy of a random uuid4 against another (hyphens and the
+    version digit always, the variant digit 1 in 4, the other 30 digits 1 in 16)."""
+    import uuid
+    from evaluation.metrics import char_accuracy
+    from tasks.memorization import format_floor_char_acc
+
+    rng = random.Random(0)
+    pairs = [(str(uuid.UUID(int=rng.getrandbits(128), version=4)), str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+             for _ in range(20000)]
+    measured = 100 * sum(char_accuracy(a, b) for a, b in pairs) / len(pairs)
+    assert format_floor_char_acc() == pytest.approx(19.79, abs=0.01)
+    assert measured == pytest.approx(format_floor_char_acc(), abs=0.15)
+    assert tasks.get("uuid").floors == {"char_acc": format_floor_char_acc()}
