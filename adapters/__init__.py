@@ -9,7 +9,7 @@
 
 One file per method (lora.py, mora.py, milora.py, sora.py, vera.py, multilora.py); each
 registers itself, and its defaults live in config/methods/<name>.yaml. The exact math of
-every method is in its file's docstring and in shared/spec/methods.md.
+every method is in its file's docstring and in docs/methods.md.
 """
 from ._hooks import TrainingHooks
 from ._inject import (ALL_LINEAR, adapted_modules, adapter_info, apply, find_targets, merge,

@@ -1,4 +1,4 @@
-"""The five claims of shared/spec/papers.md, decided from the tidy results table (issue #6).
+"""The five claims of docs/papers.md, decided from the tidy results table (issue #6).
 
     verdicts = decide_claims(runs)                          # list[Verdict]
     write_replication(verdicts, "results/tiny", "tiny")     # replication.md + replication.json
@@ -43,7 +43,7 @@ STATEMENTS = {
     6: "Pretraining from scratch (MoRA Table 3): MoRA reaches lower perplexity than LoRA, and ReMoRA lower "
        "than ReLoRA.",
 }
-# Claim 6 is not one of spec/papers.md's five; it is the pretraining comparison of MoRA's Table 3.
+# Claim 6 is not one of docs/papers.md's five; it is the pretraining comparison of MoRA's Table 3.
 # Its pairs, (A, B) = A should reach lower perplexity than B; a pair missing from the run is skipped.
 PRETRAIN_PAIRS = (("mora", "lora"), ("remora", "relora"), ("remora", "mora"))
 
