@@ -5,7 +5,7 @@
     runs = collect("results/tiny")                 # tidy: one row per run × metric (tables/runs.csv)
     write_family_tables(runs, "results/tiny")      # tables/<family>.{csv,md,tex}
     write_paper_tables(runs, "results/tiny")       # tables/paper_<paper>_<table>.{csv,md,tex}
-    decide_claims(runs)                            # the five claims of spec/papers.md
+    decide_claims(runs)                            # the five claims of docs/papers.md
 
 or all of it: `python -m analysis --results results/<profile>` (analysis.pipeline.run_analysis).
 Modules: collect (run dirs → tidy table), stats (CIs, differences, decisions), tables, reference
