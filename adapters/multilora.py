@@ -7,7 +7,9 @@
 
 The paper says "learnable per-module scaling" without pinning its shape down publicly: the default
 is a scalar per module (`scaling: scalar`); `scaling: channel` gives each module a d_out vector.
-No public code pins either this or whether α/r multiplies the learnable s. Here it does (ΔW above):
+The closest public code, MTL-LoRA's MultiLoRA baseline (pUmpKin-Co/MTL-LoRA 7848a70, checked in
+tests/test_official_forward.py), has s per output channel (our `scaling: channel`) and multiplies
+it by α/r, as here (ΔW above):
 α/r means what it means for the LoRA baseline compared against, and s starts at 0 either way; but
 Adam's steps on s are about lr in size whatever the gradient's scale, so each step of s moves ΔW by
 (α/r)× what an unscaled s would — at α/r = 2, twice. `alpha: r` (α/r = 1) gives the unscaled form.
