@@ -7,8 +7,11 @@
 Optimisation (`SoRAHooks`) follows the official code (TsinghuaC3I/SoRA @ c275ac2: src/sparse_optimizer.py,
 src/trainer.py, run_glue.py, scripts/); tests/test_sora_official.py holds its numbers:
 - The gates are not in the main optimizer: `GateAdam` steps them after the main step, at `gate_lr`
-  (None = the run's lr) times the run's schedule (warmup + decay), with ε added as the official
+  (None = the run's lr) times a warmup + decay schedule, with ε added as the official
   SparseAdamW does (`gate_eps`, 1e-6), no weight decay. Their gradients are clipped with the others'.
+  `gate_schedule: run`: the run's own schedule. `official`: run_glue.py's separate one for the gates,
+  the run's total and decay but a warmup of int(warmup_ratio · epochs · examples / batch), rounded
+  down (the main warmup is rounded up: ⌈warmup_ratio · total⌉), warmup_steps not looked at.
 - Then the threshold at ξ (not scaled by the lr). `threshold_mode: reference` is the official
   sequence of masked ops — g > ξ: g − ξ; then g < −ξ: g + ξ; then |g| < ξ: 0 — which zeroes the band
   |g| < 2ξ and shrinks the rest by ξ; `textbook` is the proximal operator of ξ‖g‖₁,
@@ -44,6 +47,7 @@ from .lora import LoRALayer
 SCHEDULES = ("constant", "linear", "log_linear", "exp_linear")
 THRESHOLD_MODES = ("reference", "textbook")
 ROUND_MODES = ("official", "in_run")
+GATE_SCHEDULES = ("run", "official")
 
 
 @dataclass
@@ -57,7 +61,8 @@ class SoRAOptions:
     xi_rounds: int         # how many ξ values the schedule steps through (official: lambda_num)
     round_mode: str        # official: rounds after the run; in_run: rounds split the run
     round_steps: int       # official rounds 2, 3, ...: steps each (the official scripts: 15 epochs)
-    gate_lr: float | None  # None: the run's lr; the gates follow the run's schedule either way
+    gate_lr: float | None  # None: the run's lr; the gates follow a warmup + decay either way
+    gate_schedule: str     # run: the run's schedule | official: its own warmup, rounded down
     gate_eps: float        # Adam ε of the gates, added as the official SparseAdamW does
     l1_lambda: float       # λ of the L1 term on all gates' mean |g|
     threshold_mode: str
@@ -70,7 +75,8 @@ class SoRAOptions:
             raise ValueError(f"need 0 ≤ xi ≤ xi_max, got xi={self.xi}, xi_max={self.xi_max}")
         for name, value, choices in (("xi_schedule", self.xi_schedule, SCHEDULES),
                                      ("threshold_mode", self.threshold_mode, THRESHOLD_MODES),
-                                     ("round_mode", self.round_mode, ROUND_MODES)):
+                                     ("round_mode", self.round_mode, ROUND_MODES),
+                                     ("gate_schedule", self.gate_schedule, GATE_SCHEDULES)):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         if self.xi_schedule == "exp_linear" and self.xi == 0 < self.xi_max:
@@ -126,10 +132,13 @@ class GateAdam(torch.optim.Optimizer):
     the bias correction, which goes into the step size,
         g ← g − lr · √(1 − β2ᵗ) / (1 − β1ᵗ) · m / (√v + ε)
     (torch's Adam adds ε to √v̂: for a first gradient of 1e-5 it steps 0.999·lr, this 0.240·lr at
-    ε = 1e-6); no weight decay. A group's lr None means the trainer sets it every step."""
+    ε = 1e-6); no weight decay. A group's lr None means the trainer sets it every step, on the run's
+    schedule or (`warmup_rounding` "down") on one of its own with the warmup rounded down."""
 
-    def __init__(self, params, lr: float | None, eps: float = 1e-6, betas: tuple[float, float] = (0.9, 0.999)):
+    def __init__(self, params, lr: float | None, eps: float = 1e-6, betas: tuple[float, float] = (0.9, 0.999),
+                 warmup_rounding: str = "up"):
         super().__init__(params, {"lr": lr, "base_lr": lr, "eps": eps, "betas": betas})
+        self.warmup_rounding = warmup_rounding
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -221,7 +230,8 @@ class SoRAHooks(TrainingHooks):
         super().__init__(model, options)
         gates = gate_parameters(model)
         self._gate_ids = {id(g) for g in gates}
-        self.gate_optimizer = GateAdam(gates, lr=options.gate_lr, eps=options.gate_eps)
+        self.gate_optimizer = GateAdam(gates, lr=options.gate_lr, eps=options.gate_eps,
+                                       warmup_rounding="down" if options.gate_schedule == "official" else "up")
         self.xi = xi_values(options)[0]
         self.rounds: list[dict] = []
 

@@ -4,6 +4,7 @@ Reference: TsinghuaC3I/SoRA @ c275ac237b68b888a918cf9dad36d3827e46f616 — src/s
 (SparseAdamW: the gate steps, the masked threshold, _build_lambda_list) and src/trainer.py
 (compute_loss: the L1 term) — run with torch 2.13 and transformers 4.37.2 (its AdamW base class and
 get_linear_schedule_with_warmup; the same AdamW as the 4.14.1 the SoRA repository pins).
+The main optimizer (transformers' legacy AdamW) and run_glue.py's schedules: tests/test_official_recipes.py.
 """
 from __future__ import annotations
 
@@ -64,12 +65,15 @@ def test_gate_steps_on_the_run_schedule_match_official_sparse_adamw(steps, expec
 
 
 def test_ten_gate_steps_through_a_warmup_match_official():
-    """The official warmup starts at lr 0 (ours at 1/warmup): the official lrs are fed in directly."""
+    """The official warmup starts at lr 0: so does ours with warmup_start hf (the paper profiles')."""
     model, hooks = one_gate_module(G0)
     [gate_optimizer] = hooks.scheduled_optimizers(1e-3)
+    schedule = LRSchedule(TrainConfig(model="m", data_dir="d", method=None, lr=1e-3, warmup_steps=3,
+                                      warmup_start="hf"), total_steps=12)
     for s, lr in enumerate(OFFICIAL_WARMUP_LRS):
         model["proj"].sora_gate.grad = grad(s)
-        gate_optimizer.param_groups[0]["lr"] = lr
+        schedule.apply(s, gate_optimizer)
+        assert gate_optimizer.param_groups[0]["lr"] == pytest.approx(lr, rel=1e-12, abs=0)
         hooks.after_optimizer_step(s + 1)
     torch.testing.assert_close(model["proj"].sora_gate.detach(), torch.tensor(OFFICIAL_WARMUP_TEN_STEPS),
                                rtol=0, atol=1e-9)

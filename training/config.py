@@ -18,6 +18,9 @@ import yaml
 TASK_KINDS = ("causal_lm", "classification")
 SCHEDULES = ("linear", "cosine", "constant")
 RESTART_SCHEDULES = ("mora", "relora")
+WARMUP_STARTS = ("hf", "one_ahead")
+SCHEDULE_TOTALS = ("run", "epochs_floor")
+OPTIMIZERS = ("adamw_torch", "adamw_hf_legacy")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
@@ -76,6 +79,12 @@ class TrainConfig:
     schedule: str = "linear"
     warmup_steps: int = 0
     warmup_ratio: float = 0.0        # used when warmup_steps is 0
+    warmup_start: str = "one_ahead"  # hf: lr·i/w from a zero-lr first step, as transformers' schedulers
+                                     # (the workflow schema's default, so every paper profile's);
+                                     # one_ahead: lr·(i+1)/w (the tiny, replication and real profiles)
+    schedule_total: str = "run"      # the steps the schedule spans: run = the run's; epochs_floor =
+                                     # int(epochs·examples/(batch·grad_accum·world)) as SoRA's run_glue.py,
+                                     # so the run's last steps train at the decay's end (training/optim.py)
     restart_schedule: str = "mora"   # after an optimizer reset (ReLoRA / ReMoRA): mora = kongds/MoRA's
                                      # callback, relora = ReLoRA's jagged cosine (training/optim.py)
     restart_warmup_steps: int | None = 50  # warmup after a reset (the callback's 50); None = warmup
@@ -83,6 +92,8 @@ class TrainConfig:
     weight_decay: float = 0.0        # on matrices only: biases, norms, gates and vectors get none
     adam_betas: list = field(default_factory=lambda: [0.9, 0.999])
     adam_eps: float = 1e-8
+    optimizer: str = "adamw_torch"   # the main groups': adamw_torch = torch.optim.AdamW; adamw_hf_legacy =
+                                     # transformers 4.x's AdamW (ε on √v before the bias correction)
     max_grad_norm: float | None = 1.0  # None or 0: no clipping
     # --- run -----------------------------------------------------------------------------
     seed: int = 0
@@ -102,6 +113,9 @@ class TrainConfig:
         _choice("task_kind", self.task_kind, TASK_KINDS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("restart_schedule", self.restart_schedule, RESTART_SCHEDULES)
+        _choice("warmup_start", self.warmup_start, WARMUP_STARTS)
+        _choice("schedule_total", self.schedule_total, SCHEDULE_TOTALS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("dtype", self.dtype, DTYPES)
         _choice("device", self.device, DEVICES)

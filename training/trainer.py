@@ -38,7 +38,7 @@ from .data import (IGNORE, Batch, BatchStream, encode_causal, encode_classificat
 from .files import (atomic_write_json, atomic_write_text, memory_mb, own_base_model, peak_memory_mb, provenance,
                     read_log, run_lock, save_model_files)
 from .model import attach_method, load_base_model, load_tokenizer, num_trainable, upcast_trainable_
-from .optim import LRSchedule, make_optimizer, param_groups
+from .optim import LRSchedule, make_optimizer, param_groups, schedule_length
 
 THREADS_ENV = "LORABENCH_THREADS"
 COLLAPSE_TOLERANCE = 1e-3  # relative: a loss within 0.1% of the uniform-output loss counts as collapsed
@@ -171,6 +171,7 @@ class Trainer:
         self.stream = BatchStream(train_examples, cfg.batch_size, tok.pad_token_id, cfg.seed, self.rank, self.world)
         per_epoch = math.ceil(self.stream.batches_per_epoch / cfg.grad_accum)
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+        self.schedule_span = schedule_length(cfg, self.total_steps, len(train_examples), self.world)
         self.eval_data = []
         if val_records:
             self.eval_data = eval_batches(encode(val_records), cfg.eval_batch_size or cfg.batch_size,
@@ -215,7 +216,11 @@ class Trainer:
         head_prefixes = tuple(m + "." for m in heads)
         self.kept_on_reset = {id(p) for name, p in self.raw_model.named_parameters() if name.startswith(head_prefixes)}
         self.optimizer = make_optimizer(cfg, groups)
-        self.schedule = LRSchedule(cfg, self.total_steps)
+        self.schedule = LRSchedule(cfg, self.schedule_span)
+        # A hook optimizer whose warmup_rounding is "down" (official SoRA's gates) gets a schedule of its own.
+        own = [o for o in self.hook_optimizers if getattr(o, "warmup_rounding", "up") != "up"]
+        self.own_schedules = [(LRSchedule(cfg, self.schedule_span, o.warmup_rounding), o) for o in own]
+        self.on_main_schedule = [o for o in self.hook_optimizers if o not in own]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.hooks.begin_training(self.total_steps)
 
@@ -309,7 +314,9 @@ class Trainer:
         self.counters["tokens_seen"] += tokens
         if not math.isfinite(entry["loss"]):
             return entry  # the caller stops the run; no update from a non-finite loss
-        entry["lr"] = cfg.lr * self.schedule.apply(step, self.optimizer, *self.hook_optimizers)
+        entry["lr"] = cfg.lr * self.schedule.apply(step, self.optimizer, *self.on_main_schedule)
+        for schedule, optimizer in self.own_schedules:
+            schedule.apply(step, optimizer)
         if cfg.max_grad_norm:
             for optimizer in (self.optimizer, *self.hook_optimizers):
                 self.scaler.unscale_(optimizer)
