@@ -4,7 +4,9 @@ Discovery is by convention, so adding a method never edits this package's other 
 every module of `adapters/` whose name does not start with "_" is a method file and is imported;
 a YAML in a methods directory may also name an outside module (`module: my_pkg.my_method`).
 Extra methods directories come from the `LORABENCH_METHOD_DIRS` environment variable
-(os.pathsep-separated) or `add_methods_dir()`.
+(os.pathsep-separated) or `add_methods_dir()`. Such a directory is put on `sys.path` (at its end, so
+it never shadows an installed package) in every process that discovers the methods, the Snakemake
+jobs' scripts included: a YAML's `module:` may name a `.py` file or package that sits beside it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import dataclasses
 import importlib
 import os
 import pkgutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -82,8 +85,23 @@ def _discover() -> None:
         for path in sorted(Path(directory).glob("*.yaml")):
             module = (yaml.safe_load(path.read_text()) or {}).get("module")
             if module:
-                importlib.import_module(module)
+                _import_method_module(module, path)
     _discovered = True
+
+
+def _import_method_module(module: str, yaml_path: Path) -> None:
+    """Import the module a method YAML names, from the YAML's own directory if nowhere else."""
+    directory = str(yaml_path.parent.resolve())
+    if yaml_path.parent.resolve() != DEFAULT_METHODS_DIR and directory not in sys.path:
+        sys.path.append(directory)
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (module == error.name or module.startswith(error.name + ".")):
+            raise  # the method module itself imports something that is not installed
+        raise ModuleNotFoundError(
+            f"{yaml_path}: module: {module} is not importable ({error}); put {module.replace('.', '/')}.py "
+            f"(or the package) in {directory}, or install it", name=error.name) from None
 
 
 def available() -> list[str]:

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                              "profile name (auto: values when the profile is named after the paper)")
     parser.add_argument("--paper-model", help="the papers.csv model the runs are compared with when their base "
                                               "model path does not say (e.g. LLaMA-2-7B for a local copy); "
-                                              "default: the profile's in analysis/reference/models.yaml")
+                                              "default: none, and such runs are not compared with the paper's "
+                                              "numbers (the paper tables show the method order only)")
     parser.add_argument("--verdict-settings", type=json.loads, default={}, metavar="JSON",
                         help='overrides of analysis.settings.VerdictSettings, e.g. \'{"large_rank_from": 32}\'')
     args = parser.parse_args(argv)

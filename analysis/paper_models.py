@@ -1,8 +1,12 @@
 """Which of the papers' models a run's base model is (reference/models.yaml).
 
-    paper_model("meta-llama/Llama-2-7b-hf", profile="mora")   # "LLaMA-2-7B"
-    paper_model("/data/tiny-llama", profile="mora")            # "LLaMA-2-7B" (the profile's model)
+    paper_model("meta-llama/Llama-2-7b-hf")                    # "LLaMA-2-7B"
+    paper_model("/data/my-llama")                              # None: a local path that does not say
+    paper_model("/data/my-llama", declared="LLaMA-2-7B")       # "LLaMA-2-7B" (base_model.name / --paper-model)
     same_model("LLaMA-2-7B", "LLaMA2-7B")                     # True: the two papers spell it differently
+
+A base model nothing names as a paper's model is never compared with the paper's numbers: a user's
+own local model is not the paper's model just because it runs in the paper's profile.
 """
 from __future__ import annotations
 
@@ -53,11 +57,29 @@ def recognise(base_model: str) -> str | None:
     return next((hub[c.lower()] for c in candidates if c.lower() in hub), None)
 
 
-def paper_model(base_model: str, profile: str = "", declared: str | None = None) -> str | None:
-    """The papers.csv model a run is compared with: the recognised base model, else the declared
-    one (`--paper-model`), else the profile's (models.yaml `profiles`); None when none says."""
-    _, profiles = load_models()
-    return recognise(base_model) or declared or profiles.get(profile)
+def paper_model(base_model: str, declared: str | None = None) -> str | None:
+    """The papers.csv model a run is compared with: the recognised base model (a Hub id of
+    models.yaml, a Hub cache folder or a local copy named like the repo), else the declared one
+    (`base_model.name` / `--paper-model`); None when neither says, and then nothing is compared."""
+    return recognise(base_model) or declared or None
+
+
+def profile_hub_id(profile: str) -> str | None:
+    """The Hub id of the model a profile reproduces (models.yaml `profiles`), for the hint in
+    `not_compared_note`; None for a profile that reproduces no paper's model."""
+    model = load_models()[1].get(profile)
+    hub = (yaml.safe_load(MODELS_FILE.read_text()) or {}).get("hub") or {}
+    return next(iter(hub.get(model) or []), None) if model else None
+
+
+def not_compared_note(base_models, profile: str = "") -> str:
+    """Why a paper table compares no number: the runs' base model is not one of the papers' models."""
+    paths = sorted({str(p) for p in base_models if isinstance(p, str) and p}) or ["(not recorded)"]
+    hub_id = profile_hub_id(profile)
+    how = f"`base_model.name: {hub_id}`" if hub_id else "`base_model.name: <its Hub id>`"
+    return (f"Not compared with the paper's numbers: base model {'; '.join(paths)} is not a paper model "
+            f"(analysis/reference/models.yaml). If it is a copy of one, set {how} in the profile "
+            "(or `python -m analysis --paper-model`) to compare.")
 
 
 def describe_base_model(path: str) -> str:

@@ -31,7 +31,7 @@ import yaml
 
 from . import settings
 from .files import write_csv, write_text
-from .paper_models import base_model_note, paper_model, same_model
+from .paper_models import base_model_note, not_compared_note, paper_model, same_model
 from .render import to_latex, to_markdown
 from .stats import decimals_for, format_summary, summarize, summarize_median
 from .values import metric_values, primary_values
@@ -400,10 +400,10 @@ def caption(entry: dict, profile: str, mode: str, table: pd.DataFrame | None = N
 def run_models(runs: pd.DataFrame, declared: str | None = None) -> pd.Series:
     """Each run row's papers.csv model (paper_models.paper_model), "" when nothing says."""
     cache = {}
-    for key in zip(runs["base_model"], runs["profile"]):
+    for key in runs["base_model"]:
         if key not in cache:
-            cache[key] = paper_model(key[0], key[1], declared) or ""
-    return pd.Series([cache[k] for k in zip(runs["base_model"], runs["profile"])], index=runs.index, dtype=str)
+            cache[key] = paper_model(key, declared) or ""
+    return pd.Series([cache[k] for k in runs["base_model"]], index=runs.index, dtype=str)
 
 
 def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None = None,
@@ -414,12 +414,18 @@ def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None
     (in a paper's own profile, that paper's tables only, unless `mode` forces one for all).
 
     Values mode compares each run with its own model's rows: the recognised base model, else
-    `paper_model_name` (a profile's declaration), else the profile's model in models.yaml.
+    `paper_model_name` (a profile's declaration: base_model.name / --paper-model). Runs whose base
+    model neither says are never compared with the paper's numbers: when no run's does, the paper's
+    tables show the method order only (shape), their caption saying why and what to declare.
     """
     reference = load_reference() if reference is None else reference
     mapping = load_mapping() if mapping is None else mapping
     profile = runs["profile"].iloc[0] if len(runs) else ""
     models = run_models(runs, paper_model_name)
+    unknown = models.eq("")
+    # a base model that says nothing (a local path, no base_model.name) is not the paper's model
+    unnamed = runs.loc[unknown & runs["base_model"].fillna("").astype(str).ne(""), "base_model"]
+    not_compared = not_compared_note(unnamed if len(unnamed) else [], profile) if unknown.any() else ""
     # A paper's own profile writes that paper's tables only (others' rows are other settings).
     own_paper = next((e["paper"] for e in mapping if comparison_mode(profile, e["paper"]) == "values"), None)
     written = {}
@@ -427,8 +433,15 @@ def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None
         if mode is None and own_paper is not None and entry["paper"] != own_paper:
             continue
         entry_mode = mode or comparison_mode(profile, entry["paper"])
+        note = ""
+        if entry_mode == "values" and len(runs) and unknown.any():
+            if mode is None and unknown.all():  # no run is a paper's model: the method order only
+                entry_mode, note = "shape", not_compared
+            elif len(unnamed):  # the runs of a paper's model are compared, the others are not
+                note = not_compared
         if entry_mode == "values":
-            parts = [paper_table(runs[models.eq(m)], reference, entry, "values", m) for m in sorted(set(models))]
+            parts = [paper_table(runs[models.eq(m)], reference, entry, "values", m)
+                     for m in sorted(set(models[~unknown]))]
             parts = [p for p in parts if len(p)]
             table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RECORD_COLUMNS)
             if not parts and len(runs):
@@ -440,6 +453,7 @@ def write_paper_tables(runs: pd.DataFrame, out_dir: str | Path, mode: str | None
             continue
         stem = Path(out_dir) / "tables" / f"paper_{entry['paper']}_{entry['table']}".replace(" ", "_")
         shown, text = display(table, entry_mode), caption(entry, profile, entry_mode, table, overlap)
+        text += f" {note}" if note else ""
         text += (" " + base_model_note(runs["base_model"])) if "base_model" in runs else ""
         written[f"{entry['paper']} {entry['table']}"] = [
             write_csv(f"{stem}.csv", table),

@@ -1,5 +1,6 @@
 """Method-specific numbers: the spec's worked parameter counts, PEFT equivalence, SoRA, MiLoRA, ReMoRA, errors."""
 import math
+import sys
 import textwrap
 
 import pytest
@@ -308,11 +309,12 @@ def test_a_method_defined_outside_the_package_registers_from_its_yaml(tmp_path, 
                 return self.c * torch.eye(self.out_features, self.in_features)
     '''))
     (tmp_path / "scaled_identity.yaml").write_text("module: scaled_identity\noptions:\n  gain_init: 0.0\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    # the env var alone: the registry puts the folder on sys.path (restored after the test)
+    monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setenv("LORABENCH_METHOD_DIRS", str(tmp_path))
     monkeypatch.setattr(adapters._registry, "_discovered", False)
     try:
-        assert "scaled_identity" in adapters.available()
+        assert "scaled_identity" in adapters.available() and str(tmp_path.resolve()) in sys.path
         model = adapters.apply(tiny_llama(), "scaled_identity", ["o_proj"], gain_init=0.5)
         assert adapters.num_trainable(model) == 2
         unmerged = model(tokens).logits
@@ -320,6 +322,7 @@ def test_a_method_defined_outside_the_package_registers_from_its_yaml(tmp_path, 
         torch.testing.assert_close(model(tokens).logits, unmerged, rtol=1e-5, atol=1e-5)
     finally:
         adapters._registry._METHODS.pop("scaled_identity", None)
+        sys.modules.pop("scaled_identity", None)
 
 
 def test_variants_come_from_the_method_yamls():

@@ -39,11 +39,10 @@ def test_base_model_to_the_papers_model_names():
     assert recognise("/models/roberta-large/") == "RoBERTa-large"  # a local copy named like the repo
     assert recognise("openai-community/gpt2-medium") == "GPT-2 M" and recognise("gpt2-large") == "GPT-2 L"
     assert recognise("microsoft/deberta-v3-base") == "DeBERTaV3-base" and recognise("/tmp/tiny") is None
-    # a recognised base model wins over the profile; a local stand-in takes the profile's model
-    assert paper_model("FacebookAI/roberta-large", "vera") == "RoBERTa-large"
-    assert paper_model("/tmp/tiny-llama", "milora_llama3") == "LLaMA3-8B"
-    assert paper_model("/tmp/tiny-llama", "tiny") is None
-    assert paper_model("/tmp/tiny-llama", "tiny", declared="LLaMA-2-7B") == "LLaMA-2-7B"
+    # a recognised base model wins; an unrecognised local path is a paper's model only when declared
+    assert paper_model("FacebookAI/roberta-large") == "RoBERTa-large"
+    assert paper_model("/tmp/tiny-llama") is None
+    assert paper_model("/tmp/tiny-llama", declared="LLaMA-2-7B") == "LLaMA-2-7B"
 
 
 # --- MoRA: lr variants, validation selection, protocol and standard columns ---------------------

@@ -6,10 +6,16 @@ fail when the Snakemake DAG is built or `python -m training` starts, not after h
 
     config = base_config("meta-llama/Llama-2-7b-hf")   # config.json only; None when not on disk
     check_fits(TrainConfig.from_dict(run), config)      # raises ConfigError naming the key and the fix
+
+And the resources the evaluations read that no job of the DAG fetches: nltk's punkt_tab for IFEval
+(`punkt_tab_tasks`, `punkt_tab_found`), so that a machine without it fails when the DAG is built,
+not after every run has trained.
 """
 from __future__ import annotations
 
 import json
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -90,3 +96,45 @@ def check_fits(cfg: TrainConfig, config) -> None:
         if problem:
             raise ConfigError("method_options", f"({cfg.method}) cannot adapt {name} ({shape[0]}->{shape[1]}) "
                                                 f"of {config.model_type}: {problem}")
+
+
+# --- resources the evaluations need ----------------------------------------------------------------
+# lm-eval's IFEval checks count sentences and words with nltk's punkt_tab (lm_eval/tasks/ifeval/
+# instructions_util.py), which only nltk's downloader provides; workflow/scripts/hub_download.py
+# (`snakemake download`) fetches it for the same task names.
+PUNKT_TAB = Path("tokenizers") / "punkt_tab" / "english"
+PUNKT_TAB_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
+
+
+def punkt_tab_tasks(lm_eval_tasks) -> list[str]:
+    """The lm-eval tasks of `lm_eval_tasks` that need nltk's punkt_tab (IFEval's)."""
+    return sorted({name for name in lm_eval_tasks if str(name).startswith("ifeval")})
+
+
+def nltk_data_dirs() -> list[Path]:
+    """nltk's default search path (nltk.data.path), without importing nltk (~1.5 s)."""
+    dirs = [Path(d).expanduser() for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    if "APPENGINE_RUNTIME" not in os.environ and os.path.expanduser("~/") != "~/":
+        dirs.append(Path("~/nltk_data").expanduser())
+    dirs += [Path(sys.prefix) / "nltk_data", Path(sys.prefix) / "share" / "nltk_data",
+             Path(sys.prefix) / "lib" / "nltk_data"]
+    dirs += [Path(d) for d in ("/usr/share/nltk_data", "/usr/local/share/nltk_data", "/usr/lib/nltk_data",
+                               "/usr/local/lib/nltk_data")]
+    return dirs
+
+
+def punkt_tab_found() -> bool:
+    """Whether nltk finds punkt_tab's English model, all of its files (a partial one fails as a
+    missing one does). A look at nltk's default folders first; else nltk itself answers (a zip,
+    a search path changed at run time)."""
+    if any(all((d / PUNKT_TAB / f).is_file() for f in PUNKT_TAB_FILES) for d in nltk_data_dirs()):
+        return True
+    try:
+        import nltk.data
+
+        found = nltk.data.find(f"{PUNKT_TAB.as_posix()}/")
+        for name in PUNKT_TAB_FILES:
+            found.join(name)
+    except (LookupError, OSError, ValueError):
+        return False
+    return True

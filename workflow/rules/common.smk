@@ -1,6 +1,7 @@
 # What the DAG runs: variants x tasks x seeds, resolved from the config, the method YAMLs and
 # the task registry. Every rule file reads the names defined here.
 import os
+import sys
 
 import yaml
 from snakemake.logging import logger
@@ -22,8 +23,10 @@ def _select(kind, wanted, known):
     return list(wanted)
 
 
-# The profile's files, as error messages name them.
-PROFILE = " + ".join(os.path.relpath(f) for f in workflow.overwrite_configfiles) or "config/config.yaml"
+# The profile's files, as error messages name them, and the command that fetches what it reads.
+_FILES = [os.path.relpath(f) for f in workflow.overwrite_configfiles]
+PROFILE = " + ".join(_FILES) or "config/config.yaml"
+DOWNLOAD = "snakemake download --cores 1" + (f" --configfile {' '.join(_FILES)}" if _FILES else "")
 
 
 def _all_variants():
@@ -163,10 +166,20 @@ def _base_model_config():
             spec = yaml.safe_load(f) or {}
         vocab = (spec.get("tokenizer") or {}).get("vocab_size", 2048)
         return preflight.base_config(model_config={"model_type": "llama", "vocab_size": vocab, **(spec.get("model") or {})})
-    found = preflight.base_config(config["base_model"]["path"])
+    path = config["base_model"]["path"]
+    found = preflight.base_config(path)
     if found is None:
-        logger.info(f"{config['base_model']['path']}: no config.json on disk (not in the Hugging Face cache); "
-                    "the methods' ranks are checked against its layer shapes when each run starts")
+        local = os.path.expanduser(path)
+        if os.path.isdir(local) or os.path.isabs(local) or path.startswith("."):  # local: nothing fetches it
+            what = "has no config.json (not a transformers model folder)" if os.path.isdir(local) else "does not exist"
+            raise ValueError(f"{PROFILE}: base_model.path {path} {what}; point it at a model folder "
+                             "(config.json, weights, tokenizer) or at a Hub id")
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "on", "yes", "true"):
+            logger.warning(f"{path}: not in the Hugging Face cache and HF_HUB_OFFLINE is set, so every run "
+                           f"would fail to load it; fetch it first where there is internet: `{DOWNLOAD}`")
+        else:
+            logger.info(f"{path}: no config.json on disk (not in the Hugging Face cache); "
+                        "the methods' ranks are checked against its layer shapes when each run starts")
     return found
 
 
@@ -221,8 +234,38 @@ if GPU_PER_JOB and workflow.local_exec and "gpu" not in workflow.global_resource
 
 
 def eval_tasks(task):
-    """The suite tasks one run is evaluated on: its own and the probes sharing its train split."""
-    return [task] + PROBES.get(task, [])
+    """The suite tasks one run is evaluated on: its own and the probes sharing its train split.
+    Only the evaluation rules' input functions call it: the DAG's evaluations of `task` are planned,
+    so what they read must be there (a `snakemake download` DAG, which fetches it, plans none)."""
+    tasks = [task] + PROBES.get(task, [])
+    _check_eval_resources(task, tasks)
+    return tasks
+
+
+_PUNKT_CHECKED = set()
+
+
+def _check_eval_resources(task, tasks):
+    """IFEval's nltk punkt_tab, which no job of the DAG fetches: checked when the DAG is built, not
+    found missing by every evaluation after every run has trained. Skipped once all of `task`'s
+    evaluations are done (a later `snakemake` there re-evaluates nothing)."""
+    from training import preflight
+
+    lists = {t: preflight.punkt_tab_tasks(config["eval"]["lm_eval_tasks"].get(t) or []) for t in tasks}
+    lists = {t: names for t, names in lists.items() if names}
+    if not lists or task in _PUNKT_CHECKED:
+        return
+    _PUNKT_CHECKED.add(task)
+    outputs = [f"{run_dir(task, v, s)}/eval.json" for v in variants_for(task) for s in SEEDS]
+    if all(os.path.exists(f) for f in [*outputs, f"{RESULTS}/base_eval/{task}/eval.json"]):
+        return
+    if not preflight.punkt_tab_found():
+        where, names = next(iter(lists.items()))
+        raise ValueError(
+            f"{PROFILE}: eval.lm_eval_tasks.{where} evaluates {', '.join(names)}, whose checks need nltk's "
+            f"punkt_tab, and nltk does not find it (NLTK_DATA, ~/nltk_data, {sys.prefix}/nltk_data, /usr/share/nltk_data, "
+            f"…). Fetch it before any run, where there is internet: `{DOWNLOAD}` (it puts punkt_tab in "
+            f"{sys.prefix}/nltk_data), or `python -m nltk.downloader -d DIR punkt_tab` and set NLTK_DATA=DIR")
 
 
 def run_outputs():
