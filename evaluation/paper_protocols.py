@@ -11,24 +11,68 @@ greedy, the answer read after the last "The answer is: ".
   \\left/\\right, "x = "); where the normalisation fails the raw strings are compared. A solution
   without a \\boxed{...} is never matched.
 Every rule above is MetaMath's, kept as is (quirks included: "1,234,567" reads 1234; "0.5" reads
-0 on GSM8K). One divergence: a fraction with a zero denominator written "3/00" raises in their
-script and reads as no answer here.
+0 on GSM8K). A fraction "a/b" is read as their `fraction` package (PyPI fraction 2.2.0) computes it,
+with float quotients inside (option `metamath_fractions: float`, the default): numerators of 16+
+digits come out rounded ("12345678901234567/3" reads 4115226300411523, not ...522), and where the
+package raises ("3/00": a zero denominator written with two digits; numbers beyond float range),
+which stops their script, the item reads as no answer, i.e. wrong. `metamath_fractions: exact`
+divides the integers exactly instead (same "3/00" -> no answer).
 
 LLM-Adapters (MiLoRA's commonsense table; AGI-Edgerunners/LLM-Adapters@8166572,
-commonsense_evaluate.py): the Alpaca prompt around each benchmark's instruction as their
-dataset/<name>/test.json words it, up to 32 new tokens, then the first `true|false`,
+commonsense_evaluate.py): their evaluation prompt verbatim (option `llmadapters_prompt: official`,
+the default: the Alpaca text as their generate_prompt writes it, a space after "request.", 16
+spaces before "### Instruction:", before the instruction and before "### Response:", and 16 spaces
+after its newline; or `alpaca`, the clean Alpaca text of tasks.prompts) around each benchmark's
+instruction as their dataset/<name>/test.json words it, beam search with 4 beams and up to 32 new
+tokens as transformers' generate runs it (evaluation.run.CappedHFLM), then the first `true|false`,
 `solution1|solution2`, `answer1..5`, `ending1..4` or `option1|option2` (case-sensitive) in the text
-before any repeated "### Response:", against the gold label word. Their script indents the
-template inside a triple-quoted string (16 spaces per line, also when training); the suite trains
-and evaluates with the clean Alpaca text of tasks.prompts.
+before any repeated "### Response:", against the gold label word.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields, replace
 
 from tasks.prompts import alpaca
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """How the paper tasks read their documents and generations; the defaults are the official code's.
+
+    - llmadapters_prompt: "official" (LLM-Adapters' evaluation template verbatim) or "alpaca" (the
+      clean Alpaca text the suite trains with).
+    - metamath_fractions: "float" (MetaMath's `fraction` package arithmetic) or "exact".
+    """
+
+    llmadapters_prompt: str = "official"
+    metamath_fractions: str = "float"
+
+    def __post_init__(self):
+        for name, allowed in (("llmadapters_prompt", ("official", "alpaca")),
+                              ("metamath_fractions", ("float", "exact"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"paper_protocol.{name}: {getattr(self, name)!r} is not one of {allowed}")
+
+
+OPTIONS = ProtocolOptions()
+OPTION_NAMES = tuple(f.name for f in fields(ProtocolOptions))
+
+
+@contextlib.contextmanager
+def protocol_options(**options) -> Iterator[ProtocolOptions]:
+    """Run the paper tasks with `options` (ProtocolOptions fields) in force; the old ones after."""
+    global OPTIONS
+    previous = OPTIONS
+    OPTIONS = replace(previous, **options)
+    try:
+        yield OPTIONS
+    finally:
+        OPTIONS = previous
+
 
 METAMATH_PROMPT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes "
@@ -56,8 +100,38 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def _reduced(numerator: int, denominator: int) -> tuple[int, int]:
+    """A fraction in lowest terms as the `fraction` package forms it: exact gcd, float quotients."""
+    if denominator == 0:
+        raise ZeroDivisionError("zero denominator")
+    divisor = math.gcd(numerator, denominator)
+    return int(numerator / divisor), int(denominator / divisor)
+
+
+def _package_number(text: str) -> tuple[int, int]:
+    """A number as a fraction the way the package reads one: through float, scaled by 10 to the
+    number of characters after the "." of its repr (exponent included: 1.2e+16 -> 10**6)."""
+    value = float(text)
+    shown = str(value)
+    places = len(shown) - shown.find(".") - 1
+    return _reduced(int(round(value * 10**places)), 10**places)
+
+
+def float_fraction(numerator: str, denominator: str) -> int:
+    """round(a/b) as MetaMath computes it with the `fraction` package (2.2.0); raises where it does
+    (zero denominator, a number beyond float range)."""
+    top_n, top_d = _package_number(numerator)
+    bottom_n, bottom_d = _package_number(denominator)
+    if bottom_n == 0:
+        raise ZeroDivisionError("zero denominator")
+    # a/b is a times 1/b, and the string is then divided by 1: two more reductions.
+    n, d = _reduced(*_reduced(top_n * bottom_d, top_d * bottom_n))
+    return round(float(n / d))
+
+
 def gsm8k_answer(completion: str) -> int | None:
-    """The integer MetaMath reads from a generation, or None (no "The answer is: ", no number)."""
+    """The integer MetaMath reads from a generation, or None (no "The answer is: ", no number; a
+    fraction their script cannot evaluate)."""
     if ANSWER_MARK not in completion:
         return None
     match = re.search(r"[\-+]?\d*[\.,/]?\d+", completion.split(ANSWER_MARK)[-1].strip())
@@ -70,9 +144,12 @@ def gsm8k_answer(completion: str) -> int | None:
             return None
         if denominator == "0":
             return round(float(numerator))
-        if int(denominator) == 0:  # "3/00": MetaMath's Fraction raises here
+        if OPTIONS.metamath_fractions == "exact":
+            return None if int(denominator) == 0 else round(int(numerator) / int(denominator))
+        try:
+            return float_fraction(numerator, denominator)
+        except (ZeroDivisionError, OverflowError, ValueError):  # their script stops here
             return None
-        return round(int(numerator) / int(denominator))
     value = float(number.replace(",", ""))
     return None if value == float("inf") else round(value)
 
@@ -277,11 +354,25 @@ def commonsense_answer(name: str, generation: str) -> str:
     return found[0] if found else ""
 
 
+# commonsense_evaluate.py's generate_prompt (no input), character for character.
+LLMADAPTERS_PROMPT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the "
+    "request. \n\n" + " " * 16 + "### Instruction:\n" + " " * 16 + "{instruction}\n\n"
+    + " " * 16 + "### Response:\n" + " " * 16)
+
+
+def llmadapters_prompt(instruction: str) -> str:
+    """The prompt around a commonsense instruction, as OPTIONS.llmadapters_prompt asks."""
+    if OPTIONS.llmadapters_prompt == "alpaca":
+        return alpaca(instruction)
+    return LLMADAPTERS_PROMPT.format(instruction=instruction)
+
+
 def _commonsense_hooks(name: str):
     instruction, gold, _ = COMMONSENSE[name]
 
     def doc_to_text(doc: dict) -> str:
-        return alpaca(instruction(doc))
+        return llmadapters_prompt(instruction(doc))
 
     def doc_to_target(doc: dict) -> str:
         return gold(doc)

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.utils import handle_non_serializable
+import torch
 
 import evaluation.classifier_lm  # noqa: F401  (registers "lorabench-classifier" with lm-eval)
+from evaluation import paper_protocols
 from evaluation.lm_eval_data import with_local_data
 from evaluation.suite_tasks import TASKS_DIR, build_task_configs, get_suite_task
 
@@ -66,9 +69,21 @@ def write_json_atomic(data: dict, out_path: str | Path) -> None:
 
 class CappedHFLM(HFLM):
     """HFLM whose generation requests take at most `gen_cap` new tokens: lm-eval's built-in tasks
-    carry their own lengths (MetaMath's 2048), which a model with a short context cannot give."""
+    carry their own lengths (MetaMath's 2048), which a model with a short context cannot give.
+
+    Beam search (a task asking num_beams > 1: LLM-Adapters' commonsense protocol) runs as
+    transformers' own `generate` runs it when `beam_search` is "transformers" (the default):
+    lm-eval's path adds a stop-sequence criterion that tracks only the first batch_size rows of
+    the batch x beams matrix and can end the search early; here there is no stopping criterion,
+    max_new_tokens new tokens at most, the model's EOS ends a beam, and lm-eval's `until` cuts the
+    decoded text afterwards (as LLM-Adapters splits on "### Response:"). "lm_eval" keeps lm-eval's
+    path. `beam_attention_mask` False passes an all-ones mask, as their commonsense_evaluate.py
+    (no attention_mask; transformers 4.36 then attends to the left padding) does: the same as True
+    at batch size 1, the paper's setting; at larger batches the padding is read as text."""
 
     gen_cap: int | None = None
+    beam_search: str = "transformers"
+    beam_attention_mask: bool = True
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         for request in requests:
@@ -76,6 +91,25 @@ class CappedHFLM(HFLM):
             if self.gen_cap is not None and kwargs.get("max_gen_toks", self.max_gen_toks) > self.gen_cap:
                 request.arguments = (context, {**kwargs, "max_gen_toks": self.gen_cap})
         return super().generate_until(requests, disable_tqdm=disable_tqdm)
+
+    def _model_generate(self, context, max_length: int, stop: list[str], **generation_kwargs):
+        if int(generation_kwargs.get("num_beams") or 1) <= 1 or self.beam_search == "lm_eval":
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        kwargs = dict(generation_kwargs)
+        mask = kwargs.pop("attention_mask", None)
+        if mask is None or not self.beam_attention_mask:
+            mask = torch.ones_like(context)
+        if not kwargs.get("do_sample"):
+            for name in ("temperature", "top_p", "top_k"):  # unused by beam search without sampling
+                kwargs.pop(name, None)
+        # A fresh GenerationConfig's beam settings (theirs), whatever the model's own file says.
+        settings = {"do_sample": False, "length_penalty": 1.0, "early_stopping": False,
+                    "num_return_sequences": 1, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0, **kwargs}
+        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
+                                             enabled=self.mixed_precision_dtype is not None):
+            return self.model.generate(input_ids=context, attention_mask=mask,
+                                       max_new_tokens=max_length - context.shape[1],
+                                       pad_token_id=self.tokenizer.pad_token_id, use_cache=True, **settings)
 
 
 LM_EVAL_TASKS_DIR = Path(lm_eval_tasks_module.__file__).parent
@@ -169,6 +203,7 @@ def evaluate_run(
     bootstrap_iters: int = 0,
     max_gen_toks: int | None = None,
     lm_eval_data: dict | None = None,
+    paper_protocol: dict | None = None,
 ) -> dict:
     """Evaluate `model` on a suite task (`task_name`, data in `data_dir`) and/or built-in lm-eval
     tasks, write `out_path` (eval.json) atomically and return what was written.
@@ -180,7 +215,19 @@ def evaluate_run(
     half the model's context, leaving room for the prompt.
     `lm_eval_data` (config `eval.lm_eval_data`) points built-in tasks at local files in the Hub
     schema, {task or group: {split: path}}; see evaluation/lm_eval_data.py.
+    `paper_protocol` (config `eval.paper_protocol`) chooses how the paper tasks run where the
+    official code's behaviour is kept as an option: llmadapters_prompt, metamath_fractions
+    (evaluation.paper_protocols.ProtocolOptions), beam_search and beam_attention_mask (CappedHFLM);
+    left out, each is the official behaviour.
     """
+    protocol = dict(paper_protocol or {})
+    beam = {key: protocol.pop(key) for key in ("beam_search", "beam_attention_mask") if key in protocol}
+    if beam.get("beam_search", "transformers") not in ("transformers", "lm_eval"):
+        raise ValueError(f"paper_protocol.beam_search: {beam['beam_search']!r} is not transformers or lm_eval")
+    unknown = sorted(set(protocol) - set(paper_protocols.OPTION_NAMES))
+    if unknown:
+        raise ValueError(f"unknown paper_protocol options {unknown}")
+    paper_protocols.ProtocolOptions(**protocol)  # bad values fail before the model is touched
     if task_name is None and not lm_eval_tasks:
         raise ValueError("nothing to evaluate: give a suite task_name and/or lm_eval_tasks")
     if task_name is not None and data_dir is None:
@@ -208,18 +255,21 @@ def evaluate_run(
     else:
         lm = CappedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
         lm.gen_cap = min(lm.max_length // 2, max_gen_toks or lm.max_length)
+        lm.beam_search = beam.get("beam_search", "transformers")
+        lm.beam_attention_mask = bool(beam.get("beam_attention_mask", True))
         _cap_generation_length(configs, lm.gen_cap)
 
     started = time.perf_counter()
-    output = simple_evaluate(
-        model=lm,
-        tasks=configs + list(lm_eval_tasks),
-        task_manager=task_manager,
-        limit=limit,
-        batch_size=batch_size,
-        log_samples=False,
-        bootstrap_iters=bootstrap_iters,
-    )
+    with paper_protocols.protocol_options(**protocol) as options:
+        output = simple_evaluate(
+            model=lm,
+            tasks=configs + list(lm_eval_tasks),
+            task_manager=task_manager,
+            limit=limit,
+            batch_size=batch_size,
+            log_samples=False,
+            bootstrap_iters=bootstrap_iters,
+        )
     eval_json = {key: output[key] for key in LM_EVAL_KEYS if key in output}
     eval_json["lorabench"] = {
         "task": task_name,
@@ -229,6 +279,8 @@ def evaluate_run(
         "limit": limit,
         "batch_size": batch_size,
         "max_gen_toks": max_gen_toks,
+        "paper_protocol": {**asdict(options), "beam_search": beam.get("beam_search", "transformers"),
+                           "beam_attention_mask": bool(beam.get("beam_attention_mask", True))},
         "eval_seconds": round(time.perf_counter() - started, 3),
         "lm_eval_version": output.get("lm_eval_version"),
     }

@@ -14,12 +14,12 @@ import pytest
 import torch
 from lm_eval import simple_evaluate
 from lm_eval.api.model import LM
-from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evaluation import paper_protocols as pp
+from evaluation.run import CappedHFLM
 from evaluation.suite_tasks import TASKS_DIR
 
 # ---------------------------------------------------------------- (a) MetaMath parity
@@ -106,8 +106,11 @@ def test_gsm8k_extraction_matches_metamath(completion, reference, number, correc
 
 
 def test_gsm8k_zero_denominator_reads_as_no_answer():
-    # MetaMath's script raises on "3/00" (Fraction with a zero denominator); here it is no answer.
+    # MetaMath's script raises on "3/00" (Fraction with a zero denominator); here it is no answer,
+    # under both fraction options (tests/test_official_eval.py has more of their fraction outputs).
     assert pp.gsm8k_answer("The answer is: 3/00") is None
+    with pp.protocol_options(metamath_fractions="exact"):
+        assert pp.gsm8k_answer("The answer is: 3/00") is None
 
 
 @pytest.mark.parametrize("completion, solution, gold, correct", MATH_CASES)
@@ -154,6 +157,10 @@ def test_commonsense_extraction_matches_llm_adapters(dataset, generation, predic
 # ---------------------------------------------------------------- local Hub-schema data
 ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
           "request.\n\n### Instruction:\n{}\n\n### Response:\n")
+# LLM-Adapters' commonsense_evaluate.py generate_prompt (the llmadapters tasks' default; ALPACA is the option).
+LLMADAPTERS = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
+               "request. \n\n                ### Instruction:\n                {}\n\n                ### Response:\n"
+               "                ")
 METAMATH = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
             "request.\n\n### Instruction:\n{}\n\n### Response: Let's think step by step.")
 
@@ -386,8 +393,10 @@ def test_metamath_prompts_and_generation_settings(manager):
 def test_llm_adapters_prompt_is_their_instruction(manager, name):
     rows, instruction, gold = COMMONSENSE[name]
     prompt, gen = first_request(manager, f"llmadapters_{name}")
-    assert prompt == ALPACA.format(instruction)
+    assert prompt == LLMADAPTERS.format(instruction)
     assert gen == {"until": [], "do_sample": False, "num_beams": 4, "max_gen_toks": 32}
+    with pp.protocol_options(llmadapters_prompt="alpaca"):
+        assert first_request(manager, f"llmadapters_{name}")[0] == ALPACA.format(instruction)
     hook = name.removesuffix("_easy").removesuffix("_challenge")
     assert getattr(pp, f"llmadapters_{hook}_target")(rows[0]) == gold
     assert getattr(pp, f"llmadapters_{hook}_results")(rows[0], [f"the correct answer is {gold}"]) == {"acc": 1.0}
@@ -398,7 +407,8 @@ def test_arc_gold_follows_the_answer_key_position():
     assert pp.llmadapters_arc_target(COMMONSENSE["arc_easy"][0][1]) == "answer2"  # 5 choices, key "B"
     assert pp.llmadapters_arc_target(COMMONSENSE["arc_challenge"][0][1]) == "answer2"  # numeric key "2"
     assert pp.llmadapters_arc_text(COMMONSENSE["arc_easy"][0][1]).endswith(
-        "Answer5: water vapor\n\nAnswer format: answer1/answer2/answer3/answer4/answer5\n\n### Response:\n")
+        "Answer5: water vapor\n\nAnswer format: answer1/answer2/answer3/answer4/answer5\n\n"
+        + " " * 16 + "### Response:\n" + " " * 16)
 
 
 def test_mmlu_5shot_is_lm_eval_mmlu_at_five_shots_under_its_own_names(manager):
@@ -486,7 +496,7 @@ def tiny_lm():
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
         num_key_value_heads=2, max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id)).eval()
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=64)
+    return CappedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=64)  # the suite's wrapper (beam search)
 
 
 def test_every_paper_task_scores_on_a_tiny_model(manager, tiny_lm):
