@@ -71,7 +71,8 @@ def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
                                        provenance=provenance, limit=eval_cfg["limit"],
                                        batch_size=eval_cfg["batch_size"], max_gen_toks=eval_cfg["max_gen_toks"],
                                        lm_eval_tasks=eval_cfg["lm_eval_tasks"].get(name, []),
-                                       lm_eval_data=eval_cfg["lm_eval_data"])
+                                       lm_eval_data=eval_cfg["lm_eval_data"],
+                                       paper_protocol=eval_cfg["paper_protocol"])
         for key, value in part.items():
             if isinstance(value, dict) and key != "lorabench":
                 merged.setdefault(key, {}).update(value)
