@@ -6,6 +6,28 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def write_punkt_tab(root):
+    """A stand-in for nltk's English punkt_tab (no abbreviations learnt: the files PunktTokenizer
+    reads, empty) under `root`, for NLTK_DATA: IFEval's sentence checks run with it."""
+    from pathlib import Path
+
+    from training.preflight import PUNKT_TAB, PUNKT_TAB_FILES
+
+    (Path(root) / PUNKT_TAB).mkdir(parents=True, exist_ok=True)
+    for name in PUNKT_TAB_FILES:
+        (Path(root) / PUNKT_TAB / name).write_text("")
+    return Path(root)
+
+
+if "NLTK_DATA" not in os.environ:  # nothing downloads punkt_tab here; the DAG refuses IFEval without it
+    from training.preflight import punkt_tab_found
+
+    if not punkt_tab_found():
+        import tempfile
+
+        os.environ["NLTK_DATA"] = str(write_punkt_tab(tempfile.mkdtemp(prefix="nltk_data_")))
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import write_punkt_tab
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,13 +43,7 @@ def _work(tmp_path: Path, overlay: dict | None = None) -> tuple[Path, list[str]]
 
 
 def _punkt_tab(root: Path) -> Path:
-    """A stand-in punkt_tab (English, no abbreviations learnt): the files nltk's PunktTokenizer reads."""
-    from training.preflight import PUNKT_TAB, PUNKT_TAB_FILES
-
-    (root / PUNKT_TAB).mkdir(parents=True)
-    for name in PUNKT_TAB_FILES:
-        (root / PUNKT_TAB / name).write_text("")
-    return root
+    return write_punkt_tab(root)
 
 
 def _no_punkt_env(tmp_path: Path) -> dict:

@@ -68,7 +68,9 @@ def fetch_nltk_data(names: list[str], download: Callable | None = None) -> list[
     """IFEval's sentence checks need nltk's punkt_tab, which only nltk's downloader provides: into
     the environment's own nltk_data (on nltk's search path, and on the compute nodes' too when the
     environment is on a shared disk)."""
-    if not any(name.startswith("ifeval") for name in names):
+    from training.preflight import punkt_tab_tasks  # the DAG's check and this download: one rule
+
+    if not punkt_tab_tasks(names):
         return []
     import sys
 
