@@ -34,6 +34,18 @@ class MethodSpec:
     hooks_cls: type | None = None         # TrainingHooks subclass for method-specific optimisation
 
 
+# Full fine-tuning: no adapter, every weight of the base model trains (training's `method: null`).
+# It is not a registered method and no `variants: all` selects it; a profile names it as a variant's
+# method (`define_variants: {full: {method: full, train: {lr: 2.0e-5}}}`) and config/methods/full.yaml
+# holds its training defaults. It takes no options.
+FULL = "full"
+
+
+@dataclass(frozen=True)
+class FullOptions:
+    """Full fine-tuning's options: none."""
+
+
 _METHODS: dict[str, MethodSpec] = {}
 _EXTRA_DIRS: list[Path] = []
 _discovered = False
@@ -129,6 +141,10 @@ def method_config(name: str) -> dict[str, Any]:
 
 def resolve_options(name: str, overrides: dict[str, Any]) -> Any:
     """YAML defaults + `overrides` -> the method's options dataclass, with errors that name the fix."""
+    if name == FULL:
+        if overrides:
+            raise ValueError(f"method {FULL!r} (full fine-tuning) takes no options, got {sorted(overrides)}")
+        return FullOptions()
     spec = get_spec(name)
     fields = {f.name for f in dataclasses.fields(spec.options_cls)}
     for key in overrides:

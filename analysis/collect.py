@@ -14,7 +14,8 @@ trained run without eval.json keeps "ok" with reason "no eval.json". Columns: se
 `source` is the lm-eval task a number comes from, or "train" for numbers of train_summary.json /
 train_log.jsonl (final loss, end-of-run validation loss, SoRA's live rank), "spectrum" / "init" for
 measured ones (spectra.py). `trainable_params` counts everything trained (a classifier head too),
-`adapter_params` the adapter alone (the papers' count); `base_model` is the run's base model as its
+`adapter_params` the adapter alone (the papers' count; a full fine-tuning run, method "full": all
+its parameters); `base_model` is the run's base model as its
 provenance.json records it (a Hub id or a local path).
 """
 from __future__ import annotations
@@ -209,6 +210,8 @@ def run_rows(run_dir: Path, profile: str, task: str, variant: str, seed: int | N
     if error:
         status, reason = "failed", error
     method, options = variant_identity(variant, adapter_config, registry)
+    if variant != "base" and adapter_config is None and "method" in summary and summary["method"] is None:
+        method, options = "full", {}  # full fine-tuning (method null): no adapter, the run dir is the model
     if variant == "base":  # an evaluation of the bare base model: nothing was trained
         method, options, status, reason = "base", {}, "ok", ""
     run = {
@@ -216,7 +219,9 @@ def run_rows(run_dir: Path, profile: str, task: str, variant: str, seed: int | N
         "role": "base" if variant == "base" else role_of(method, options),
         "r": options.get("r"), "options": json.dumps(options, sort_keys=True), "seed": seed,
         "trainable_params": 0 if variant == "base" else _number(summary.get("trainable_params")),
-        "adapter_params": 0 if variant == "base" else _number(summary.get("adapter_params")),
+        # full fine-tuning: every parameter is trained, the count the papers' FFT rows give
+        "adapter_params": 0 if variant == "base" else _number(summary.get(
+            "trainable_params" if method == "full" else "adapter_params")),
         "base_model": base_model_of(run_dir), "wall_time_s": _number(summary.get("wall_time_s")),
         "peak_memory_mb": _number(summary.get("peak_memory_mb")),
         "tokens_seen": _number(summary.get("tokens_seen")), "run_dir": str(run_dir),

@@ -201,7 +201,7 @@ def test_latex_and_markdown_escaping():
 # --- paper reference data ----------------------------------------------------------------------
 def test_reference_numbers_and_verification_flags():
     ref = reference.load_reference()
-    assert len(ref) == 199 and set(ref["paper"]) == {"MoRA", "MiLoRA", "VeRA", "SoRA"}  # MoRA Table 3 once
+    assert len(ref) == 227 and set(ref["paper"]) == {"MoRA", "MiLoRA", "VeRA", "SoRA"}  # MoRA Table 3 once
     cell = lambda **w: one(ref, **w)["value"]  # noqa: E731
     assert cell(paper="MoRA", table="2", method="MoRA", r=8, column="700") == 87.4
     assert cell(paper="MoRA", table="1", method="LoRA", r=256, column="GSM8K") == 67.9
@@ -209,10 +209,12 @@ def test_reference_numbers_and_verification_flags():
     assert cell(paper="VeRA", table="glue", model="RoBERTa-large", method="VeRA", column="params") == 0.061
     assert cell(paper="SoRA", table="glue", method="SoRA", column="QQP F1") == 89.87
     assert cell(paper="MoRA", table="3", model="LLaMA-1.3B", method="ReMoRA") == 23.34
+    assert cell(paper="MiLoRA", table="math", method="FFT", column="GSM8K") == 66.5
     unverified = ref[~ref["verified"]]
-    # MiLoRA's forgetting numbers are not in the paper's reachable material
+    # MiLoRA's forgetting numbers are not in the paper's reachable material, nor VeRA's GLUE FT rows
     assert set(zip(unverified["paper"], unverified["table"])) == \
-        {("VeRA", "e2e"), ("SoRA", "glue"), ("MiLoRA", "forgetting")}
+        {("VeRA", "e2e"), ("SoRA", "glue"), ("MiLoRA", "forgetting"), ("VeRA", "glue")}
+    assert set(unverified.loc[unverified["table"].eq("glue") & unverified["paper"].eq("VeRA"), "method"]) == {"FFT"}
     twice = pd.concat([ref, ref.iloc[:1]]).astype({"r": "object"})
     twice["r"] = twice["r"].map(lambda r: "" if pd.isna(r) else r)
     with pytest.raises(ValueError, match="publish the same cell twice"):
@@ -241,7 +243,9 @@ def test_paper_table_shape_mode_maps_steps_and_ranks(runs):
     table = reference.paper_table(runs, ref, entry, "shape")
     # paper steps 300/500/700/900 of 900 -> our evaluated steps nearest 10, 16.7, 23.3, 30 (of 30)
     mora_300 = one(table, method="MoRA", r=8, column="300")
-    assert mora_300["ours"] == pytest.approx(31.0) and mora_300["our rank"] == 1 and mora_300["paper rank"] == 2
+    # paper rank 3: FFT 42.5 and MoRA r=256 41.6 come first (FFT has no run here: no rank of ours)
+    assert mora_300["ours"] == pytest.approx(31.0) and mora_300["our rank"] == 1 and mora_300["paper rank"] == 3
+    assert one(table, method="FFT", column="300")["n"] == 0
     assert one(table, method="LoRA", r=8, column="700")["ours"] == pytest.approx(21.0)
     assert one(table, method="MoRA", r=256, column="900")["n"] == 0  # we ran no larger rank
     values = reference.paper_table(runs, ref, entry, "values")
@@ -261,7 +265,8 @@ def test_paper_table_values_mode_delta_and_written_files(runs, tmp_path):
     assert "VeRA glue" in written and "MiLoRA commonsense" not in written
     md = (tmp_path / "tables" / "paper_VeRA_glue.md").read_text()
     assert "Shape only" in md and \
-        "| RoBERTa-base | VeRA | 1024 | vera (r=256) | SST-2 | 94.6 | 79.0 [78.0–80.0] (median, n=2) | 2 | 2 |" in md
+        "| RoBERTa-base | VeRA | 1024 | vera (r=256) | SST-2 | 94.6 | 79.0 [78.0–80.0] (median, n=2) | 3 | 2 |" in md
+    assert "| RoBERTa-base | FFT |  | — | SST-2 | 94.8 (unverified) | — | 2 |  |" in md  # no full run here
     assert "| RoBERTa-base | VeRA | 1024 | vera (r=256) | params | 0.043 | 0.0000500 (median, n=2) | 1 | 1 |" in md
     assert "(unverified)" in (tmp_path / "tables" / "paper_SoRA_glue.md").read_text()
     assert reference.comparison_mode("vera", "VeRA") == "values"

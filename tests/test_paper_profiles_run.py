@@ -9,7 +9,8 @@ included), plus one test overlay that only scales it to a CPU and points it at l
     .test/hub/lm_eval_data.yaml);
   - scale: 2 optimizer steps of batch 2, 2 evaluation items per task (16 new tokens at most), one
     seed, one of the profile's variants (the paper's method, or its LoRA baseline where another
-    case runs the method), and for GLUE one task (the suite's budget: ~15 minutes for all tests).
+    case runs the method; VeRA adds full fine-tuning, its table's FT row), and for GLUE one task
+    (the suite's budget: ~15 minutes for all tests).
 The documented one-liners (vera_large, milora_llama3) are planned in tests/test_profiles.py;
 their model rows are covered by the analysis tests (tests/test_analysis_paper.py).
 Everything else — the methods and their options, target modules, schedules, the evaluation
@@ -62,7 +63,8 @@ RUNS = {
     "milora+math": Run(("config/paper/milora.yaml", "config/paper/milora_math.yaml"), ("lora_r64_lr3e-4",)),
     "multilora": Run(("config/paper/multilora.yaml",), ("multilora_n4r16_lr1e-4",), paper_tables=False),  # none public
     "sora": Run(("config/paper/sora.yaml",), ("sora_r8_lr8e-4_xi3e-4",), tasks=("stsb",)),
-    "vera": Run(("config/paper/vera.yaml",), ("vera_r1024_lr4e-3",), tasks=("cola",)),
+    # `full` (full fine-tuning): the table's FT row, its run saved and evaluated as a whole model
+    "vera": Run(("config/paper/vera.yaml",), ("vera_r1024_lr4e-3", "full"), tasks=("cola",)),
     "vera_e2e": Run(("config/paper/vera_e2e.yaml",), ("vera_r1024_lr2e-2",)),
 }
 
@@ -167,6 +169,11 @@ def test_paper_profile_runs(name, fixtures, tmp_path):
         assert len(ran), f"{path.name}: no row of {run.variants}"
         assert ran["ours"].notna().all(), f"{path.name}: empty ours cells\n{ran.to_string()}"
         assert "Δ" in table, f"{path.name}: not compared by value (is the stand-in named as the paper's model?)"
+    if "full" in run.variants:  # the FFT row of the paper's table: paper | ours | Δ, every parameter counted
+        fft = pd.concat([pd.read_csv(p) for p in tables]).query("variant == 'full'")
+        assert len(fft) and set(fft["method"]) == {"FFT"} and fft[["paper", "ours", "Δ"]].notna().all().all(), fft
+        assert not (results / "runs" / run.tasks[0] / "full" / "seed0" / "adapter").exists()
+        assert (results / "runs" / run.tasks[0] / "full" / "seed0" / "model.safetensors").is_file()
 
 
 def test_download_fetches_hub_models_only():

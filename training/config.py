@@ -27,6 +27,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # Keys that do not change what is computed; they stay out of the config hash, so a resumed
 # run may use another thread count than the run that wrote the checkpoint.
 NOT_HASHED = ("threads",)
+FULL = "full"  # method `full` = null (full fine-tuning) with config/methods/full.yaml's train defaults
 
 
 class InputError(ValueError):
@@ -54,7 +55,7 @@ class TrainConfig:
     precision: str = "auto"          # autocast: auto = bf16 on a GPU that has it, fp32 on CPU
     gradient_checkpointing: bool = False
     # --- adapter -------------------------------------------------------------------------
-    method: str | None = "lora"      # a registered adapters method; None = full fine-tuning
+    method: str | None = "lora"      # a registered adapters method; None (or "full") = full fine-tuning
     method_options: dict = field(default_factory=dict)   # overrides of config/methods/<method>.yaml
     target_modules: str | list = "all-linear"
     modules_to_save: list | None = None  # None: the task head for classification, nothing for causal LM
@@ -148,6 +149,10 @@ class TrainConfig:
         bad = [n for n in self.snapshot_steps if isinstance(n, bool) or not isinstance(n, int) or n < 1]
         if bad:
             raise ConfigError("snapshot_steps", f"must be positive step numbers, got {bad}")
+        if self.method == FULL:  # full fine-tuning by name (config/methods/full.yaml): the same as null
+            if self.method_options:
+                raise ConfigError("method_options", f"full fine-tuning takes no options, got {self.method_options!r}")
+            self.method = None
         if self.method is None and self.modules_to_save:
             raise ConfigError("modules_to_save", "needs a method; with method null every weight trains")
         if self.method is not None:
@@ -163,7 +168,8 @@ class TrainConfig:
             if not isinstance(method, str):
                 raise ConfigError("method", f"must be a method name or null (full fine-tuning), got {method!r}")
             try:
-                adapters._registry.get_spec(method)
+                if method != FULL:
+                    adapters._registry.get_spec(method)
                 method_train = adapters.method_config(method).get("train") or {}
             except ValueError as error:
                 raise ConfigError("method", f"{method!r}: {error}") from None

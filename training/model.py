@@ -1,6 +1,7 @@
 """Building the model a run trains: base weights (pretrained or random), then the method."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -102,13 +103,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
 
 
+def full_model_dir(adapter_dir: str | Path) -> Path | None:
+    """A full fine-tuning run's (or snapshot's) trained model: where an adapter run keeps
+    <dir>/adapter, a full run (method null) keeps the whole model in <dir> itself (config.json,
+    written last, and safetensors weights). None when `adapter_dir`'s parent holds no such model."""
+    adapter_dir = Path(adapter_dir)
+    parent = adapter_dir.parent
+    if adapter_dir.exists() or not (parent / "config.json").is_file() or not any(parent.glob("*.safetensors")):
+        return None
+    return parent
+
+
 def load_for_eval(cfg: TrainConfig, num_labels: int | None, adapter_dir: str | Path | None = None):
     """(model, tokenizer) as a run is evaluated: the base with the adapter merged in, in the run's
-    dtype, on the run's device (a 7B model in fp32 on the host CPU takes days through MMLU)."""
+    dtype, on the run's device (a 7B model in fp32 on the host CPU takes days through MMLU).
+    A full fine-tuning run has no adapter: its directory's own model replaces the base."""
+    full = full_model_dir(adapter_dir) if adapter_dir is not None else None
+    if full is not None:
+        cfg = dataclasses.replace(cfg, model=str(full), tokenizer=str(full), model_init="pretrained")
     tokenizer = load_tokenizer(cfg)
     model = load_base_model(cfg, tokenizer, num_labels)
     model.to(resolve_device(cfg.device))
-    if adapter_dir is not None:
+    if adapter_dir is not None and full is None:
         adapters.load(model, adapter_dir)
         adapters.merge(model)
     return model.eval(), tokenizer
