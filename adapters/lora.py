@@ -7,15 +7,23 @@
 Same init and scaling as PEFT's `LoraConfig` (cross-checked in tests/test_adapters_methods.py).
 
 ReLoRA (Lialin et al. 2023, arXiv 2307.05695; the ReLoRA row of MoRA's Table 3), `relora_every` = T > 0:
-after every T-th optimizer step, in every layer,
+after every T-th optimizer step (kT + `relora_offset`), in every layer,
     W ← W + (α / r) B A                 (merge the cycle's update into the frozen base)
     A ← Kaiming-uniform (as at init)    B ← 0      (ΔW = 0 again: the output does not change)
-and the trainer, asked by `LoRAHooks`, clears the optimizer state and restarts the LR warmup. After k
+and the trainer, asked by `LoRAHooks`, resets the optimizer state and restarts the LR warmup. What the
+reset does is the train key `optimizer_reset` (training/trainer.py reset_optimizer_state): `delete`
+(default) as kongds/MoRA's ResetReloraCallback, which ran the MoRA paper's ReLoRA row (Table 3) as
+well as ReMoRA's — `--use_relora` without `--use_mora` merges and re-inits LoRA in the same callback,
+whose pretraining branch deletes the `lora` parameters' Adam state; or `prune_random` /
+`prune_magnitude` (ratio `optimizer_reset_ratio`, step count kept) as Guitaricet/relora @ 176f376,
+whose default (`--reset_optimizer_on_relora True`) zeroes a random 99.9 % of exp_avg and exp_avg_sq.
+The official ReLoRA also merges one step later, after step kT + 1 (`relora_offset: 1`; the step runs
+at lr 0 in its jagged schedule, `restart_schedule: relora`); kongds/MoRA after step kT. After k
 restarts the layer computes W0 + Σ_{i≤k} ΔW_i + (α/r) B A: a sum of rank-r updates, of rank up to
 (k+1)·r, at the trainable cost of one. Σ ΔW_i is kept in the `relora_delta` buffer (base orientation)
 and saved with the adapter, so loading onto a fresh base rebuilds the model; `delta_weight()` stays
 the current cycle's update (merge adds it to a base that already holds the earlier ones).
-As in ReLoRA's reference code, the trainer's reset (shared with ReMoRA) clears only the adapter's
+As in ReLoRA's reference code, the trainer's reset (shared with ReMoRA) touches only the adapter's
 Adam state: modules_to_save (trained embeddings, norms, head) keep theirs.
 The new A's are drawn from a generator seeded by (run seed, step); see `merge_and_reinit`.
 MiLoRA and SoRA reuse this layer but take no `relora_every` (their options reject it).
@@ -39,6 +47,8 @@ class LoRAOptions:
     alpha: float
     dropout: float
     relora_every: int = 0   # ReLoRA merge-and-reinit period in optimizer steps; 0 = plain LoRA
+    relora_offset: int = 0  # merge after optimizer steps kT + offset: 0 = kongds/MoRA's callback (the
+                            # MoRA paper's ReLoRA row), 1 = Guitaricet/relora (after step kT + 1)
 
     def __post_init__(self):
         positive_int("r", self.r)
@@ -46,6 +56,11 @@ class LoRAOptions:
         if isinstance(self.relora_every, bool) or not isinstance(self.relora_every, int) or self.relora_every < 0:
             raise ValueError(f"relora_every must be an integer ≥ 0 (0 disables ReLoRA; MoRA's Table 3 merges "
                              f"every 2000 steps), got {self.relora_every!r}")
+        offset = self.relora_offset
+        if (isinstance(offset, bool) or not isinstance(offset, int) or offset < 0
+                or (self.relora_every and offset >= self.relora_every)):
+            raise ValueError(f"relora_offset must be an integer in [0, relora_every) (0: merge after steps kT as "
+                             f"kongds/MoRA; 1: after kT + 1 as Guitaricet/relora), got {offset!r}")
 
 
 def merge_and_reinit(model: nn.Module, step: int) -> int:
@@ -64,13 +79,20 @@ def merge_and_reinit(model: nn.Module, step: int) -> int:
 
 
 class LoRAHooks(TrainingHooks):
-    """Calls ReLoRA's merge-and-reinit every `relora_every` steps (nothing when it is 0)."""
+    """Calls ReLoRA's merge-and-reinit after steps kT + `relora_offset`, k ≥ 1, T = `relora_every`
+    (nothing when it is 0). With an offset the lr cycle still restarts after step kT
+    ({"restart_schedule": True}): in Guitaricet/relora's jagged schedule step kT + 1 runs at lr 0,
+    the merge and the optimizer reset follow it ({"reset_main_optimizer": True, "restart_schedule": False})."""
 
     def after_optimizer_step(self, step):
-        every = self.options.relora_every
-        if every and step % every == 0:
+        every, offset = self.options.relora_every, self.options.relora_offset
+        if not every or step < every:
+            return {}
+        if offset and step % every == 0:
+            return {"restart_schedule": True}
+        if (step - offset) % every == 0:
             merge_and_reinit(self.model, step)
-            return {"reset_main_optimizer": True}
+            return {"reset_main_optimizer": True, **({"restart_schedule": False} if offset else {})}
         return {}
 
 

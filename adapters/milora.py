@@ -16,7 +16,12 @@ s: here A and B are 1/√s times the official ones, while s·B A and W_res are i
 
 Numerics. The SVD runs in float32 on the weight's own device (the trainer injects adapters after
 moving the model to its training device: on a GPU, not minutes per LLaMA layer on the host). The
-factors are stored in the layer's dtype; W_res = W0 − s·B0 A0 is computed in float64 from those
+factors are stored in float32 when the base is float16 / bfloat16, as the official init
+(sufenlp/MiLoRA @ 4740756 svd_init.py: A, B from the SVD of p.data.float(), assigned as float32
+tensors, saved as a float32 adapter; the base keeps its half dtype), else in the layer's dtype; the
+forward casts x to their dtype and its sum back to the base's, a merge adds ΔW in the base's dtype.
+(Before: half-precision factors, A off by up to 1.1e-4 (fp16) / 4.6e-4 (bf16) from the official.)
+W_res = W0 − s·B0 A0 is computed in float64 from those
 stored factors (the forward's own values) and rounded once to the layer's dtype (`nearest`): every
 element of W_res + s·B0 A0 is within half an ulp of W_res from W0, the best that dtype can hold.
 The output still changes at init by the output's own rounding (y = W_res x + s·B(A x) is rounded
@@ -42,6 +47,7 @@ from ._registry import register
 from .lora import LoRALayer
 
 INITS = ("minor", "principal", "random")
+HALF = (torch.float16, torch.bfloat16)
 
 
 @dataclass
@@ -84,6 +90,9 @@ class MiLoRALayer(LoRALayer):
 
     def __init__(self, base_layer, options: MiLoRAOptions, shared=None, init_weights=True):
         super().__init__(base_layer, options, init_weights=False)
+        if base_layer.weight.dtype in HALF:  # the official factors stay float32 on a half-precision base
+            self.lora_A.data = self.lora_A.data.float()
+            self.lora_B.data = self.lora_B.data.float()
         self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
         self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
         if init_weights:

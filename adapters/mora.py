@@ -24,7 +24,10 @@ forward, so the tests' `x ΔWᵀ == forward(x)` is a real cross-check.
 
 ReMoRA (`remora_every` > 0, pretraining): every T steps merge M into the base weight, re-zero M,
 switch type 1→2→3→4→1, reset the optimizer state and restart the warmup (`merge_and_switch`,
-called by the trainer through `MoRAHooks`). Merged updates are kept in `remora_delta` so a saved
+called by the trainer through `MoRAHooks`), after every T-th step — as kongds/MoRA @ de5df31 train.py
+ResetReloraCallback (on_step_end at global_step % T == 0; remora_types 4, train()'s default), whose
+pretraining branch deletes the `lora` parameters' Adam state, step count included: the trainer's
+default `optimizer_reset: delete` (the prune_* options are Guitaricet/relora's, for ReLoRA). Merged updates are kept in `remora_delta` so a saved
 adapter still rebuilds the model.
 """
 from __future__ import annotations

@@ -3,8 +3,11 @@
 The format is MoRA's own data, as its authors posted the generator (kongds/MoRA issue #18, comment
 of 2024-09-03; the repository, at commit de5df31, has no UUID code): keys and values are
 `str(uuid.uuid4())` — 36 characters, lowercase hex in 8-4-4-4-12 groups, version nibble 4, variant
-8/9/a/b — and the training text is `key + ":" + value` with labels = input_ids, i.e. the loss on the
-whole sequence (here: prompt "", target `key:value`). Pairs come from a seeded RNG.
+8/9/a/b — and the training text is `tokenizer(key + ":" + value)` with labels = input_ids, i.e. the
+loss on the whole sequence (here: prompt "", target `key:value`), with the tokenizer's own bos and
+no eos. The trainer appends an eos to every target unless the run sets `add_eos: false`, as the MoRA
+paper profile does (config/paper/mora_uuid.yaml); the tiny, replication and real profiles keep the
+eos (their published results were trained with it). Pairs come from a seeded RNG.
 
 Evaluation greedily decodes after the prompt `key:` and scores the first len(value) = 36 generated
 characters: character accuracy and exact match. A model that learned only the format scores

@@ -18,6 +18,7 @@ import yaml
 TASK_KINDS = ("causal_lm", "classification")
 SCHEDULES = ("linear", "cosine", "constant")
 RESTART_SCHEDULES = ("mora", "relora")
+OPTIMIZER_RESETS = ("delete", "prune_random", "prune_magnitude")
 WARMUP_STARTS = ("hf", "one_ahead")
 SCHEDULE_TOTALS = ("run", "epochs_floor")
 OPTIMIZERS = ("adamw_torch", "adamw_hf_legacy")
@@ -67,6 +68,8 @@ class TrainConfig:
     add_bos: bool | str = "auto"     # causal LM: sequence = [bos] prompt target [eos]; auto = bos only
                                      # when the tokenizer itself starts text with it, as lm-eval's
                                      # prompts are encoded (LLaMA-2, the tiny model: yes; GPT-2, SmolLM2: no)
+    add_eos: bool = True             # causal LM: end every target with the tokenizer's eos; false = the text
+                                     # alone, as kongds/MoRA's UUID data (`key:value`, no eos; paper profile)
     pack: bool = False               # causal LM: concatenate training records into full seq_len rows
     # --- batches and length of training --------------------------------------------------
     batch_size: int = 8
@@ -89,6 +92,13 @@ class TrainConfig:
     restart_schedule: str = "mora"   # after an optimizer reset (ReLoRA / ReMoRA): mora = kongds/MoRA's
                                      # callback, relora = ReLoRA's jagged cosine (training/optim.py)
     restart_warmup_steps: int | None = 50  # warmup after a reset (the callback's 50); None = warmup
+    optimizer_reset: str = "delete"  # what a reset does to the adapter's Adam state: delete = kongds/MoRA's
+                                     # callback (the state, step count included, is dropped; it ran MoRA
+                                     # Table 3's ReLoRA and ReMoRA rows); prune_random / prune_magnitude =
+                                     # Guitaricet/relora's (zero a random / the smallest-|x| fraction
+                                     # `optimizer_reset_ratio` of exp_avg and exp_avg_sq, keep the step count;
+                                     # its default is prune_random 0.999). training/trainer.py
+    optimizer_reset_ratio: float = 0.999  # the fraction prune_* zeroes, in [0, 1)
     min_lr_ratio: float = 0.0        # the decay ends at lr * min_lr_ratio
     weight_decay: float = 0.0        # on matrices only: biases, norms, gates and vectors get none
     adam_betas: list = field(default_factory=lambda: [0.9, 0.999])
@@ -114,6 +124,10 @@ class TrainConfig:
         _choice("task_kind", self.task_kind, TASK_KINDS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("restart_schedule", self.restart_schedule, RESTART_SCHEDULES)
+        _choice("optimizer_reset", self.optimizer_reset, OPTIMIZER_RESETS)
+        if not 0.0 <= self.optimizer_reset_ratio < 1.0:
+            raise ConfigError("optimizer_reset_ratio", f"must be in [0, 1) (the fraction of the Adam moments "
+                                                       f"a prune_* reset zeroes), got {self.optimizer_reset_ratio}")
         _choice("warmup_start", self.warmup_start, WARMUP_STARTS)
         _choice("schedule_total", self.schedule_total, SCHEDULE_TOTALS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)

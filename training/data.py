@@ -66,9 +66,11 @@ def tokenizer_adds_bos(tokenizer) -> bool:
     return tokenizer.bos_token_id is not None and bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
-def encode_causal(records: list[dict], tokenizer, seq_len: int, add_bos: bool | str) -> list[dict]:
+def encode_causal(records: list[dict], tokenizer, seq_len: int, add_bos: bool | str,
+                  add_eos: bool = True) -> list[dict]:
     """[bos] prompt target [eos] in at most seq_len tokens; labels IGNORE on bos and prompt.
-    add_bos "auto": bos only where the tokenizer adds it itself (tokenizer_adds_bos).
+    add_bos "auto": bos only where the tokenizer adds it itself (tokenizer_adds_bos); add_eos False:
+    no eos (kongds/MoRA's UUID data).
 
     Too long, the prompt loses its oldest tokens (a long conversation keeps its last turns and the
     answer's loss); only a target that alone does not fit loses its end (then no prompt is left).
@@ -76,7 +78,7 @@ def encode_causal(records: list[dict], tokenizer, seq_len: int, add_bos: bool | 
     if add_bos == "auto":
         add_bos = tokenizer_adds_bos(tokenizer)
     bos = [tokenizer.bos_token_id] if add_bos and tokenizer.bos_token_id is not None else []
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    eos = [tokenizer.eos_token_id] if add_eos and tokenizer.eos_token_id is not None else []
     prompts = tokenizer([r["prompt"] for r in records], add_special_tokens=False)["input_ids"]
     targets = tokenizer([r["target"] for r in records], add_special_tokens=False)["input_ids"]
     examples = []

@@ -122,6 +122,54 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
     return cfg.precision
 
 
+PRUNED_STATE = ("exp_avg", "exp_avg_sq")  # Adam's moments; the step count stays
+
+
+@torch.no_grad()
+def magnitude_threshold(tensor: torch.Tensor, ratio: float) -> torch.Tensor:
+    """The `ratio` quantile of |tensor| (linear interpolation, as torch.quantile, computed in float32),
+    in the tensor's dtype; also for tensors over torch.quantile's 2^24-element limit."""
+    flat = tensor.abs().flatten().float()
+    if flat.numel() <= 2 ** 24:
+        return torch.quantile(flat, ratio).to(tensor.dtype)
+    position = ratio * (flat.numel() - 1)
+    low = math.floor(position)
+    below = flat.kthvalue(low + 1).values
+    above = flat.kthvalue(min(low + 2, flat.numel())).values
+    return torch.lerp(below, above, position - low).to(tensor.dtype)
+
+
+@torch.no_grad()
+def reset_optimizer_state(optimizer: torch.optim.Optimizer, params: list, how: str, ratio: float,
+                          generator: torch.Generator | None = None) -> None:
+    """An optimizer reset (ReLoRA / ReMoRA restart) of `params`' Adam state, as `how` says:
+
+    delete          — kongds/MoRA's ResetReloraCallback: the state goes (the next step starts Adam
+                      afresh, step count 1);
+    prune_random    — Guitaricet/relora's `random_pruning_` (its default, ratio 0.999): every entry of
+                      exp_avg and exp_avg_sq is zeroed unless its uniform draw exceeds `ratio` (drawn
+                      on the CPU from `generator`, so that every DDP replica draws the same mask);
+    prune_magnitude — its `magnitude_pruning_`: entries with |x| ≤ the `ratio` quantile of |x| (per
+                      tensor) are zeroed, the largest (1 − ratio) kept.
+    Pruning keeps the step count: Adam's bias correction stays near 1, so the first step after a
+    reset is ≈ 0.1/√(0.001/(1−0.999^k)) times a fresh Adam's (2.94× at step k = 2000).
+    """
+    for p in params:
+        if how == "delete":
+            optimizer.state.pop(p, None)
+            continue
+        state = optimizer.state.get(p) or {}
+        for key in PRUNED_STATE:
+            if key not in state:
+                continue
+            t = state[key]
+            if how == "prune_magnitude":
+                keep = t.abs() > magnitude_threshold(t, ratio)
+            else:
+                keep = torch.rand(t.shape, generator=generator, dtype=t.dtype).to(t.device) > ratio
+            t.mul_(keep.to(t.dtype))
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: Path, fresh: bool = False):
         self.cfg, self.out = cfg, out
@@ -163,7 +211,7 @@ class Trainer:
         val_records = read_jsonl(validation, cfg.task_kind) if evaluating else []
         self.num_labels = None
         if cfg.task_kind == "causal_lm":
-            encode = lambda rs: encode_causal(rs, tok, cfg.seq_len, cfg.add_bos)  # noqa: E731
+            encode = lambda rs: encode_causal(rs, tok, cfg.seq_len, cfg.add_bos, cfg.add_eos)  # noqa: E731
         else:
             self.num_labels = cfg.num_labels or infer_num_labels(records + val_records)
             encode = lambda rs: encode_classification(rs, tok, cfg.seq_len, self.num_labels == 1)  # noqa: E731
@@ -328,8 +376,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.hooks.zero_grad()
         if action.get("reset_main_optimizer"):
-            for p in [p for p in self.optimizer.state if id(p) not in self.kept_on_reset]:
-                del self.optimizer.state[p]
+            reset = [p for g in self.optimizer.param_groups for p in g["params"] if id(p) not in self.kept_on_reset]
+            seed = random.Random(f"optimizer-reset:{cfg.seed}:{step + 1}").getrandbits(63)
+            reset_optimizer_state(self.optimizer, reset, cfg.optimizer_reset, cfg.optimizer_reset_ratio,
+                                  torch.Generator().manual_seed(seed))
+        # the lr cycle restarts with the reset unless the method says otherwise (Guitaricet/relora's
+        # ReLoRA: the cycle at step kT, the merge and reset after step kT + 1)
+        if action.get("restart_schedule", action.get("reset_main_optimizer")):
             self.schedule.restart(step + 1)
         if penalty is not None:
             entry["loss_penalty"] = penalty.detach()
