@@ -91,13 +91,23 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("LORABENCH_THREADS", "2")))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16: bf16 base weights, fp32 trainable tensors, steps under bf16 autocast "
+                             "(as the trainer's precision bf16 on a GPU)")
     parser.add_argument("--out", help="write OUT.json (the measurement) and OUT.md (the README's table)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    base = build_base(args).to(device)
+    half = args.dtype == "bfloat16"
+    base = build_base(args).to(device, dtype=torch.bfloat16 if half else torch.float32)
     models = {n: m.to(device).train() for n, m in contenders(base, args.r).items()}
+    if half:  # as the trainer: trainable tensors in fp32, the frozen base in bf16
+        for model in models.values():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=half)
     tokens = torch.randint(0, 2048, (args.batch, args.seq), device=device)
     setups = {}
     for name, model in models.items():
@@ -116,7 +126,8 @@ def main():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             rss0 = proc.memory_info().rss
-            t = time_train_step(model, *setups[name], tokens)
+            with autocast:
+                t = time_train_step(model, *setups[name], tokens)
             if round_:
                 train_times[name].append(t)
             peak[name] = (torch.cuda.max_memory_allocated() if device.type == "cuda"
@@ -132,7 +143,8 @@ def main():
     infer_times = {n: [] for n in merged}
     for round_ in range(args.repeats + 1):
         for name, model in merged.items():
-            t = time_inference(model, tokens)
+            with autocast:
+                t = time_inference(model, tokens)
             if round_:
                 infer_times[name].append(t)
 
@@ -148,7 +160,8 @@ def main():
                                                   if name in infer_times else None),
                      "peak_mib": round(peak[name] / 2**20, 1)})
     setup = (f"LLaMA hidden={args.hidden} layers={args.layers}, all-linear, r={args.r}, batch {args.batch}x{args.seq}, "
-             f"{args.device} x{args.threads} threads, median of {args.repeats}")
+             f"{args.device} x{args.threads} threads, median of {args.repeats}"
+             + (f", {args.dtype}" if half else ""))
     print(setup)
     print(f"{'method':<10} {'trainable':>10} {'step ms':>8} {'vs PEFT':>8} {'target':>7} {'merged inf':>10} {'peak MiB':>9}")
     for row in rows:

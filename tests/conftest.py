@@ -87,3 +87,18 @@ def base(tmp_path_factory):
 def lm_task(tmp_path_factory):
     from test_training_helpers import make_lm_task
     return make_lm_task(tmp_path_factory.mktemp("lm_task"))
+
+
+# `gpu`: a test that needs a CUDA GPU (benchmarks/gpu_check.sh runs them: `pytest -m gpu`); skipped
+# where torch sees none, as on the development machines and in CI.
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped without one (benchmarks/gpu_check.sh runs them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run benchmarks/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)

@@ -719,3 +719,23 @@ def test_one_gpu_job_per_gpu(tmp_path):
     pool = re.search(r'Provided resources: gpu=Resource\("gpu", (\d+)\)', text)
     assert pool and int(pool[1]) == max(1, torch.cuda.device_count()), text[-3000:]
     assert out.returncode != 0 and "OfflineModeIsEnabled" in text  # the loader really ran, offline
+
+
+def test_dry_run_prints_the_memory_estimate(dry_runs):
+    """`snakemake -n` on a paper profile prints every run's memory and token estimate
+    (training/estimate.py, at DAG build): one line per (task, variant) with the parts that sum to it."""
+    line = re.compile(r"^\s+(\S+/\S+): ≈ ([\d.]+) GB peak \(weights ([\d.]+), gradients ([\d.]+), optimizer ([\d.]+), "
+                      r"activations ([\d.]+), logits ([\d.]+);.*; (.*)$", re.M)
+    for name, case in sorted(CASES.items()):
+        result = dry_runs[name]
+        assert result.returncode == 0, result.output[-3000:]
+        found = {m[1]: m for m in line.finditer(result.output)}
+        variants, _, train_tasks, _ = _plan(_validated(case))
+        config = _validated(case)
+        wanted = {f"{t}/{v}" for t in train_tasks for v in config["task_variants"].get(t, variants)}
+        assert wanted <= set(found), f"{name}: no estimate for {sorted(wanted - set(found))}\n{result.output[:3000]}"
+        for run in wanted:
+            total, *parts = (float(x) for x in found[run].groups()[1:7])
+            assert abs(total - sum(parts)) < 0.1 * len(parts) and total > 0, (name, run, found[run][0])
+            assert "tokens" in found[run][8], (name, run, found[run][0])
+        print(f"{name}: " + "; ".join(f"{r} {found[r][2]} GB" for r in sorted(wanted)))

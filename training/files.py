@@ -187,7 +187,27 @@ def hardware() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         info["cuda_version"] = torch.version.cuda
+        info["gpus"] = gpu_devices()
     return info
+
+
+def gpu_devices() -> list[dict[str, Any]]:
+    """The physical GPUs this process runs on: torch's view (name, UUID, memory) of each visible
+    device, with the index nvidia-smi gives it, from the claim training/devices.py made."""
+    from . import devices
+
+    claimed = {d["uuid"]: d for d in devices.claimed() if d.get("uuid")}
+    by_entry = [d for d in devices.claimed()]
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        uuid = str(getattr(props, "uuid", "") or "")
+        uuid = uuid if not uuid or uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+        known = claimed.get(uuid) or (by_entry[i] if i < len(by_entry) else {})
+        gpus.append({"cuda_index": i, "index": known.get("index"), "uuid": uuid or known.get("uuid"),
+                     "name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+                     "claimed": bool(known), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")})
+    return gpus
 
 
 def git_state() -> dict[str, Any]:

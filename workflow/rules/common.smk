@@ -219,7 +219,8 @@ def eval_placement(task, variant=None, seed=0):
 
 # One GPU job per GPU. A profile that trains on CUDA gives its GPU rules a `gpu` resource; on the
 # local executor the pool is the number of visible GPUs unless `--resources gpu=N` says otherwise
-# (a cluster executor gets one GPU per job from its profile, config/profiles/slurm).
+# (a cluster executor gets one GPU per job from its profile, config/profiles/slurm). The resource
+# only counts: each GPU job's script claims a free GPU of its own (training/devices.py).
 def _uses_cuda():
     placements = [config["train"], *config["task_train"].values(), *config["variant_train"].values(),
                   *(v["train"] for v in VARIANTS.values())]
@@ -227,10 +228,54 @@ def _uses_cuda():
 
 
 GPU_PER_JOB = 1 if _uses_cuda() else 0
-if GPU_PER_JOB and workflow.local_exec and "gpu" not in workflow.global_resources:
-    import torch
+if GPU_PER_JOB and workflow.local_exec:
+    from training import devices as _devices
 
-    workflow.register_resource("gpu", max(1, torch.cuda.device_count()))
+    _VISIBLE_GPUS = _devices.count()  # nvidia-smi within CUDA_VISIBLE_DEVICES; CUDA is not initialised here
+    if "gpu" not in workflow.global_resources:
+        workflow.register_resource("gpu", max(1, _VISIBLE_GPUS))
+    elif (workflow.global_resources["gpu"] or 0) > max(1, _VISIBLE_GPUS):
+        logger.warning(f"--resources gpu={workflow.global_resources['gpu']} but {_VISIBLE_GPUS} GPU(s) are visible: "
+                       "jobs beyond them wait for a free GPU (training/devices.py), they never share one")
+
+
+def _memory_plan():
+    """Every CUDA run's estimated peak GPU memory and tokens (training/estimate.py), printed when
+    the DAG is built; with `gpu_memory_gb`, a run estimated above it fails now, naming the fix."""
+    limit = config.get("gpu_memory_gb")
+    if not (GPU_PER_JOB or limit):
+        return
+    from training import estimate as _estimate
+    from training.config import TrainConfig
+
+    path = config["base_model"]["path"]
+    base = _estimate.model_config(path) if path else _base_model_config()
+    if base is None:
+        logger.info(f"memory estimate skipped: {path} has no config.json on disk and is not in "
+                    "training/estimate.py's KNOWN architectures")
+        return
+    lines = []
+    for task in TRAIN_TASKS:
+        for variant in variants_for(task):
+            cfg = TrainConfig.from_dict(run_config(task, variant, SEEDS[0]))
+            if cfg.device != "cuda":
+                continue
+            examples = _estimate.train_examples(data_dir(task), task, config["data"])
+            est = _estimate.estimate(cfg, base, examples, run=f"{task}/{variant}")
+            lines.append(est.line())
+            if limit and est.total_gb + _estimate.OVERHEAD_GB > limit:
+                setters = [w for w, keys in run_layers(task, variant) if "batch_size" in keys]
+                raise ValueError(f"{PROFILE}: " + _estimate.too_big_message(
+                    est, limit, setters[-1] if setters else f"{PROFILE} (under train:)"))
+    if lines:
+        logger.info(f"Memory estimate per run (training/estimate.py: weights, gradients, AdamW state, activations, "
+                    f"logits; GB = 1e9 bytes, + ~{_estimate.OVERHEAD_GB:g} GB CUDA context"
+                    + (f"; limit gpu_memory_gb {limit:g}" if limit else "") + "):")
+        for line in lines:
+            logger.info(f"  {line}")
+
+
+_memory_plan()
 
 
 def eval_tasks(task):

@@ -12,6 +12,10 @@ from pathlib import Path
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
 os.environ["LORABENCH_THREADS"] = str(sm.threads)
+# A GPU job claims its own GPU(s) before anything touches CUDA (training/devices.py).
+from training import devices  # noqa: E402
+
+devices.claim_for_job(sm.resources.get("gpu", 0), label=f"{sm.rule} {dict(sm.wildcards)}")
 
 import torch  # noqa: E402
 
