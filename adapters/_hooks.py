@@ -18,6 +18,11 @@ class TrainingHooks:
         self.options = options
         self.total_steps: int | None = None
 
+    def calibrate(self, batches) -> None:
+        """A data-driven init before the first step of a fresh run (not on resume): `batches()` yields
+        one epoch of the run's training micro-batches as {"input_ids", "attention_mask"} on the run's
+        device, without moving the run's own data position (PEFT's EVA). The plain hooks do nothing."""
+
     def begin_training(self, total_steps: int) -> None:
         """Called once before the first step with the run's total optimizer steps (schedules)."""
         self.total_steps = total_steps

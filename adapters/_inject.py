@@ -65,6 +65,9 @@ def apply(model: nn.Module, method: str, target_modules: str | Iterable[str] = A
     if hasattr(model, STATE_ATTR):
         raise ValueError(f"model already carries a {getattr(model, STATE_ATTR)['method']} adapter; "
                          f"apply to a fresh base model")
+    if spec.peft is not None:  # a PEFT config (config/methods/<method>.yaml `peft:`): returns a PeftModel
+        from . import peft_method
+        return peft_method.apply(model, method, spec.peft, target_modules, modules_to_save=modules_to_save, **options)
     opts = resolve_options(method, options)
     names = find_targets(model, target_modules)
     layers = {n: model.get_submodule(n) for n in names}
@@ -112,13 +115,23 @@ def adapted_modules(model: nn.Module) -> dict[str, AdaptedLayer]:
     return {n: m for n, m in model.named_modules() if isinstance(m, AdaptedLayer)}
 
 
+def _peft(model: nn.Module):
+    """adapters.peft_method when `model` carries a PEFT method, else None."""
+    from . import peft_method
+    return peft_method if peft_method.is_peft_model(model) else None
+
+
 def merge(model: nn.Module) -> nn.Module:
+    if _peft(model):
+        return _peft(model).merge(model)
     for layer in adapted_modules(model).values():
         layer.merge()
     return model
 
 
 def unmerge(model: nn.Module) -> nn.Module:
+    if _peft(model):
+        return _peft(model).unmerge(model)
     for layer in adapted_modules(model).values():
         layer.unmerge()
     return model
@@ -126,10 +139,19 @@ def unmerge(model: nn.Module) -> nn.Module:
 
 def num_trainable(model: nn.Module) -> int:
     """Trainable parameters of the model: the adapters' own count plus modules_to_save."""
+    if _peft(model):
+        return _peft(model).num_trainable(model)
     layers = adapted_modules(model)
     count = sum(layer.num_trainable() for layer in layers.values())
     inside = {id(p) for layer in layers.values() for p in layer.parameters()}
     return count + sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in inside)
+
+
+def adapter_params(model: nn.Module) -> int:
+    """The adapter's trainable parameters alone, without modules_to_save (the papers' counts)."""
+    if _peft(model):
+        return _peft(model).adapter_params(model)
+    return sum(layer.num_trainable() for layer in adapted_modules(model).values())
 
 
 def training_hooks(model: nn.Module):
@@ -137,5 +159,7 @@ def training_hooks(model: nn.Module):
     from ._hooks import TrainingHooks
     info = adapter_info(model)
     spec = get_spec(info["method"])
+    if spec.peft is not None:
+        return spec.hooks_cls(model, info["options"])
     opts = spec.options_cls(**info["options"])
     return (spec.hooks_cls or TrainingHooks)(model, opts)

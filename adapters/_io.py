@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ._inject import STATE_ATTR, adapted_modules, adapter_info, apply
+from ._inject import STATE_ATTR, _peft, adapted_modules, adapter_info, apply
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter.safetensors"
@@ -63,6 +63,8 @@ def _contiguous_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every tensor an adapter checkpoint holds, keyed `<module>.<tensor>` / `shared.<tensor>`."""
+    if _peft(model):
+        return _peft(model).adapter_state_dict(model)
     info = adapter_info(model)
     state: dict[str, torch.Tensor] = {}
     shared_seen = None
@@ -81,6 +83,8 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save(model: nn.Module, directory: str | os.PathLike) -> Path:
+    if _peft(model):  # PEFT's save_pretrained + lorabench.json
+        return _peft(model).save(model, directory)
     info = adapter_info(model)
     if any(layer.merged for layer in adapted_modules(model).values()):
         raise ValueError("adapter is merged into the base weights; call adapters.unmerge(model) before saving")
@@ -91,6 +95,10 @@ def save(model: nn.Module, directory: str | os.PathLike) -> Path:
 
 
 def read_config(directory: str | os.PathLike) -> dict:
+    from .peft_method import read_meta
+    meta = read_meta(directory)  # a PEFT method's directory: its adapter_config.json is PEFT's
+    if meta is not None:
+        return meta
     path = Path(directory) / CONFIG_FILE
     if not path.exists():
         raise ValueError(f"{path} not found: not an adapter directory written by adapters.save()")
@@ -99,8 +107,12 @@ def read_config(directory: str | os.PathLike) -> dict:
 
 @torch.no_grad()
 def load(base_model: nn.Module, directory: str | os.PathLike) -> nn.Module:
-    """Rebuild the adapted model saved in `directory` on top of `base_model` (modified in place)."""
+    """Rebuild the adapted model saved in `directory` on top of `base_model` (modified in place).
+    A PEFT method's directory gives a PeftModel wrapping `base_model`: use the returned model."""
     cfg = read_config(directory)
+    if "peft_version" in cfg:
+        from . import peft_method
+        return peft_method.load(base_model, directory)
     weights = Path(directory) / WEIGHTS_FILE
     if not weights.exists():
         raise ValueError(f"{weights} not found: the adapter directory is incomplete")
@@ -143,6 +155,8 @@ def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def export_merged(model: nn.Module, directory: str | os.PathLike) -> Path:
     """A full model with ΔW merged in, loadable by plain transformers `from_pretrained`."""
+    if _peft(model):
+        return _peft(model).export_merged(model, directory)
     adapter_info(model)
     state = {k: v.contiguous() for k, v in merged_state_dict(model).items()}
     with atomic_directory(directory) as tmp:
@@ -160,6 +174,8 @@ def export_peft(model: nn.Module, directory: str | os.PathLike) -> Path:
     """
     from peft import LoraConfig
 
+    if _peft(model):  # already PEFT's own format
+        return _peft(model).save(model, directory)
     info = adapter_info(model)
     layers = adapted_modules(model)
     tensors, ranks = {}, {}

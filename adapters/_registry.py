@@ -32,6 +32,7 @@ class MethodSpec:
     options_cls: type          # a dataclass; field defaults come from the method's YAML
     make_shared: Callable | None = None   # (list of (d_in, d_out), options) -> nn.Module shared by all layers
     hooks_cls: type | None = None         # TrainingHooks subclass for method-specific optimisation
+    peft: dict | None = None              # a PEFT method (adapters/peft_method.py): its YAML's `peft:` block
 
 
 # Full fine-tuning: no adapter, every weight of the base model trains (training's `method: null`).
@@ -47,6 +48,7 @@ class FullOptions:
 
 
 _METHODS: dict[str, MethodSpec] = {}
+_PEFT: dict[str, Path] = {}  # PEFT methods: name -> the YAML whose `peft:` block configures it
 _EXTRA_DIRS: list[Path] = []
 _discovered = False
 
@@ -93,11 +95,17 @@ def _discover() -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"adapters.{info.name}")
+    _PEFT.clear()
     for directory in methods_dirs():
         for path in sorted(Path(directory).glob("*.yaml")):
-            module = (yaml.safe_load(path.read_text()) or {}).get("module")
-            if module:
-                _import_method_module(module, path)
+            data = yaml.safe_load(path.read_text()) or {}
+            if data.get("module"):
+                _import_method_module(data["module"], path)
+            if "peft" in data:
+                _PEFT[path.stem] = path
+    clash = sorted(set(_PEFT) & set(_METHODS))
+    if clash:
+        raise ValueError(f"{', '.join(clash)}: a PEFT method's YAML (peft:) has the name of a registered method; rename it")
     _discovered = True
 
 
@@ -122,8 +130,18 @@ def available() -> list[str]:
     return sorted(_METHODS)
 
 
+def peft_methods() -> list[str]:
+    """Names of the methods whose YAML holds a PEFT config (`peft:`) instead of naming a method file."""
+    _discover()
+    return sorted(_PEFT)
+
+
 def get_spec(name: str) -> MethodSpec:
     _discover()
+    if name in _PEFT:
+        from .peft_method import PeftHooks
+        return MethodSpec(name, layer_cls=None, options_cls=dict, hooks_cls=PeftHooks,
+                          peft=method_config(name)["peft"] or {})
     if name not in _METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(sorted(_METHODS))}. "
                          f"A new method needs adapters/<name>.py (registering itself) and config/methods/<name>.yaml")
@@ -146,6 +164,9 @@ def resolve_options(name: str, overrides: dict[str, Any]) -> Any:
             raise ValueError(f"method {FULL!r} (full fine-tuning) takes no options, got {sorted(overrides)}")
         return FullOptions()
     spec = get_spec(name)
+    if spec.peft is not None:  # the PEFT config class checks the keys and values
+        from .peft_method import resolve_config
+        return resolve_config(name, spec.peft, overrides)
     fields = {f.name for f in dataclasses.fields(spec.options_cls)}
     for key in overrides:
         if key in fields:
@@ -170,15 +191,16 @@ def resolve_options(name: str, overrides: dict[str, Any]) -> Any:
     return spec.options_cls(**values)
 
 
-def variants() -> dict[str, dict[str, Any]]:
+def variants(include_peft: bool = False) -> dict[str, dict[str, Any]]:
     """Every runnable variant: {name: {"method", "options", "train"}}.
 
     A method's YAML may list `variants:` (name -> option overrides, optionally with a `train:`
     block of training overrides); a method without that list is one variant named after it.
     The Snakemake DAG runs variants, so a new method's YAML alone adds its runs.
+    PEFT methods' variants (`include_peft`) are opt-in: a profile names them, `variants: all` skips them.
     """
     found: dict[str, dict[str, Any]] = {}
-    for method in available():
+    for method in available() + (peft_methods() if include_peft else []):
         listed = method_config(method).get("variants") or {method: {}}
         for name, overrides in listed.items():
             overrides = dict(overrides or {})

@@ -73,13 +73,14 @@ def modules_to_save(cfg: TrainConfig, model: nn.Module) -> list[str]:
 
 
 def attach_method(cfg: TrainConfig, model: nn.Module) -> TrainingHooks:
-    """Inject the method (or unfreeze everything for full fine-tuning); returns the hooks to call."""
+    """Inject the method (or unfreeze everything for full fine-tuning); returns the hooks to call.
+    The model to train is `hooks.model`: `model` itself, or for a PEFT method the PeftModel around it."""
     if cfg.method is None:
         for p in model.parameters():
             p.requires_grad_(True)
         return TrainingHooks(model, None)  # the plain hooks: every parameter in the main optimizer
-    adapters.apply(model, cfg.method, cfg.target_modules, modules_to_save=modules_to_save(cfg, model),
-                   **cfg.method_options)
+    model = adapters.apply(model, cfg.method, cfg.target_modules, modules_to_save=modules_to_save(cfg, model),
+                           **cfg.method_options)
     return adapters.training_hooks(model)
 
 
@@ -124,7 +125,6 @@ def load_for_eval(cfg: TrainConfig, num_labels: int | None, adapter_dir: str | P
     tokenizer = load_tokenizer(cfg)
     model = load_base_model(cfg, tokenizer, num_labels)
     model.to(resolve_device(cfg.device))
-    if adapter_dir is not None and full is None:
-        adapters.load(model, adapter_dir)
-        adapters.merge(model)
+    if adapter_dir is not None and full is None:  # a PEFT method's load returns the PeftModel around the base
+        model = adapters.merge(adapters.load(model, adapter_dir))
     return model.eval(), tokenizer

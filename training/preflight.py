@@ -86,6 +86,8 @@ def check_fits(cfg: TrainConfig, config) -> None:
         if idle:
             raise ConfigError("target_modules", f"{idle} match no layer of {config.model_type}; fix the names")
     spec, options = get_spec(cfg.method), resolve_options(cfg.method, cfg.method_options)
+    if spec.peft is not None:  # a PEFT method: PEFT checks the layers when it applies the config
+        return
     seen = set()
     for name in targets:
         shape = layer_shape(model.get_submodule(name))

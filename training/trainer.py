@@ -11,6 +11,7 @@ each process then trains a DDP replica on every world-th batch.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 import adapters
 from adapters._io import atomic_directory
+from adapters.peft_method import method_provenance
 
 from . import checkpoint
 from .config import InputError, TrainConfig
@@ -187,7 +189,9 @@ class Trainer:
             (out / "train_summary.json").unlink(missing_ok=True)  # it would describe an older run
             if self.resume_from is None:  # snapshots of an older run would be taken for this one's
                 shutil.rmtree(out / "snapshots", ignore_errors=True)
-            atomic_write_json(out / "provenance.json", provenance(cfg.to_dict(), self.config_hash, cfg.seed))
+            atomic_write_json(out / "provenance.json", {**provenance(cfg.to_dict(), self.config_hash, cfg.seed),
+                                                        **method_provenance(cfg.method, cfg.method_options,
+                                                                            cfg.target_modules)})
 
         seed_everything(cfg.seed)
         self.tokenizer = load_tokenizer(cfg)
@@ -242,6 +246,9 @@ class Trainer:
             hooks = attach_method(cfg, model)
             if self.resume_from is not None:
                 checkpoint.restore_model(self.resume_from, model, full_model=True)
+            else:
+                hooks.calibrate(self._calibration_batches)  # data-driven inits (PEFT's EVA)
+        model = hooks.model  # a PEFT method trains the PeftModel around the base
         if self.precision != "fp32":
             upcast_trainable_(model)
         self.raw_model = model.to(self.device)  # anything a method made on the host follows
@@ -250,6 +257,13 @@ class Trainer:
             self.model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.hooks = hooks
         self.model.train()
+
+    def _calibration_batches(self):
+        """One epoch of training micro-batches from a copy of the stream (the run's position stays)."""
+        stream = copy.copy(self.stream)
+        for _ in range(stream.batches_per_epoch):
+            batch = stream.next().to(self.device)
+            yield {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
 
     def _build_optimizer(self) -> None:
         cfg = self.cfg
@@ -502,8 +516,7 @@ class Trainer:
             "method": cfg.method, "task_kind": cfg.task_kind, "seed": cfg.seed, "config_hash": self.config_hash,
             "trainable_params": num_trainable(cfg, self.raw_model),
             # the adapter alone, without a trained task head (the papers' parameter counts)
-            "adapter_params": None if cfg.method is None else sum(
-                layer.num_trainable() for layer in adapters.adapted_modules(self.raw_model).values()),
+            "adapter_params": None if cfg.method is None else adapters.adapter_params(self.raw_model),
             "model_params": sum(p.numel() for p in self.raw_model.parameters()),
             "steps": self.counters["step"], "total_steps": self.total_steps,
             "epochs_seen": self.stream.epoch + self.stream.index / self.stream.batches_per_epoch,

@@ -30,7 +30,7 @@ DOWNLOAD = "snakemake download --cores 1" + (f" --configfile {' '.join(_FILES)}"
 
 
 def _all_variants():
-    found = adapters.variants()
+    found = adapters.variants(include_peft=True)  # PEFT YAMLs' variants too; `variants: all` skips them
     for name, v in config["define_variants"].items():
         if name in found:
             raise ValueError(f"config define_variants: {name!r} already exists in config/methods; pick another name")
@@ -43,7 +43,8 @@ def _all_variants():
 
 
 VARIANTS = _all_variants()
-RUN_VARIANTS = _select("variants", config["variants"], VARIANTS)
+RUN_VARIANTS = _select("variants", config["variants"], VARIANTS if config["variants"] != "all" else
+                       {v: s for v, s in VARIANTS.items() if s["method"] not in adapters.peft_methods()})
 ALL_TASKS = _select("tasks", config["tasks"], task_registry.available())
 # Tasks that only probe another task's run (continual pretraining: domain QA, forgetting) get no
 # training of their own; they are evaluated on the run of the task whose train split they share
