@@ -247,7 +247,7 @@ def test_remora_merge_and_switch_keeps_outputs_and_cycles_types(tokens, tmp_path
 
 # --- bad input: ValueError naming the fix -------------------------------------------------------
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(method="dora"), r"unknown method 'dora'; known methods: lora, milora, mora, multilora, sora, vera"),
+    (dict(method="nora"), r"unknown method 'nora'; known methods: lora, milora, mora, multilora, sora, vera"),
     (dict(method="lora", r=0), r"r must be a positive integer"),
     (dict(method="lora", r=-3), r"r must be a positive integer"),
     (dict(method="lora", r=64), r"r=64 exceeds the layer's rank .*use r ≤ 32"),

@@ -158,7 +158,7 @@ def test_dry_run_plans_the_sweep_before_the_runs_it_sets(tmp_path):
 
 
 @pytest.mark.parametrize("lr_sweep, message", [
-    ({"grid": {"dora": [1.0e-3, 1.0e-2]}}, "lr_sweep.grid: unknown variant 'dora'; known:"),
+    ({"grid": {"nora": [1.0e-3, 1.0e-2]}}, "lr_sweep.grid: unknown variant 'nora'; known:"),
     ({"grid": {"lora": [1.0e-3, 1.0e-2]}, "tasks": ["e2e"]},
      "lr_sweep.tasks: ['e2e'] not trained by this profile (trained: sst2, uuid)"),
 ])

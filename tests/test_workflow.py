@@ -193,9 +193,9 @@ def test_a_method_from_a_fixture_joins_the_dag_without_rule_edits(tmp_path):
 def test_unknown_variant_in_config_is_a_clear_error(tmp_path):
     work, env = make_workdir(tmp_path)
     result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml",
-                       "--config", "variants=[lora,dora]", env_extra=env, check=False)
+                       "--config", "variants=[lora,nora]", env_extra=env, check=False)
     assert result.returncode != 0
-    assert "unknown ['dora']; known:" in result.stdout + result.stderr
+    assert "unknown ['nora']; known:" in result.stdout + result.stderr
 
 
 def test_config_schema_rejects_bad_keys(tmp_path):
