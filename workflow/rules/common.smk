@@ -26,7 +26,8 @@ def _select(kind, wanted, known):
 # The profile's files, as error messages name them, and the command that fetches what it reads.
 _FILES = [os.path.relpath(f) for f in workflow.overwrite_configfiles]
 PROFILE = " + ".join(_FILES) or "config/config.yaml"
-DOWNLOAD = "snakemake download --cores 1" + (f" --configfile {' '.join(_FILES)}" if _FILES else "")
+_CONFIGFILES = f" --configfile {' '.join(_FILES)}" if _FILES else ""
+DOWNLOAD = f"snakemake download --cores 1{_CONFIGFILES}"
 
 
 def _all_variants():
@@ -266,12 +267,12 @@ def _memory_plan():
             lines.append(est.line())
             if limit and est.total_gb + _estimate.OVERHEAD_GB > limit:
                 setters = [w for w, keys in run_layers(task, variant) if "batch_size" in keys]
-                raise ValueError(f"{PROFILE}: " + _estimate.too_big_message(
-                    est, limit, setters[-1] if setters else f"{PROFILE} (under train:)"))
+                message = _estimate.too_big_message(est, limit, setters[-1] if setters else f"{PROFILE} (under train:)")
+                raise ValueError(f"{PROFILE}: {message}")
     if lines:
+        shown_limit = f"; limit gpu_memory_gb {limit:g}" if limit else ""
         logger.info(f"Memory estimate per run (training/estimate.py: weights, gradients, AdamW state, activations, "
-                    f"logits; GB = 1e9 bytes, + ~{_estimate.OVERHEAD_GB:g} GB CUDA context"
-                    + (f"; limit gpu_memory_gb {limit:g}" if limit else "") + "):")
+                    f"logits; GB = 1e9 bytes, + ~{_estimate.OVERHEAD_GB:g} GB CUDA context{shown_limit}):")
         for line in lines:
             logger.info(f"  {line}")
 

@@ -15,7 +15,8 @@ os.environ["LORABENCH_THREADS"] = str(sm.threads)
 # A GPU job claims its own GPU(s) before anything touches CUDA (training/devices.py).
 from training import devices  # noqa: E402
 
-devices.claim_for_job(sm.resources.get("gpu", 0), label=f"{sm.rule} {dict(sm.wildcards)}")
+devices.claim_for_job(getattr(sm, "resources", {}).get("gpu", 0),
+                      label=f"{getattr(sm, 'rule', 'job')} {dict(getattr(sm, 'wildcards', {}))}")
 
 import torch  # noqa: E402
 
@@ -76,7 +77,7 @@ def evaluate(model, tokenizer, names, directories, tmp: Path) -> dict:
                                        batch_size=eval_cfg["batch_size"], max_gen_toks=eval_cfg["max_gen_toks"],
                                        lm_eval_tasks=eval_cfg["lm_eval_tasks"].get(name, []),
                                        lm_eval_data=eval_cfg["lm_eval_data"],
-                                       paper_protocol=eval_cfg["paper_protocol"])
+                                       paper_protocol=eval_cfg.get("paper_protocol"))
         for key, value in part.items():
             if isinstance(value, dict) and key != "lorabench":
                 merged.setdefault(key, {}).update(value)

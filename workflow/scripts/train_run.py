@@ -18,7 +18,8 @@ os.environ["LORABENCH_THREADS"] = str(sm.threads)
 # A GPU job claims its own GPU(s) before anything touches CUDA (training/devices.py).
 from training import devices  # noqa: E402
 
-devices.claim_for_job(sm.resources.get("gpu", 0), label=f"{sm.rule} {dict(sm.wildcards)}")
+devices.claim_for_job(getattr(sm, "resources", {}).get("gpu", 0),
+                      label=f"{getattr(sm, 'rule', 'job')} {dict(getattr(sm, 'wildcards', {}))}")
 
 from training import TrainConfig, train  # noqa: E402  (after the thread setting)
 from training.files import atomic_write_json  # noqa: E402
