@@ -20,7 +20,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -191,12 +190,11 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def write_result(args, setup: str, rows: list[dict]) -> None:
-    from training.files import git_state
+    from training.files import cpu_model, git_state
 
     state = git_state()
     commit, dirty = state["git_commit"], state["git_dirty"]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    cpu = cpu_model()
     result = {"setup": setup, "args": vars(args), "git_commit": commit, "git_dirty": dirty, "cpu": cpu,
               "cpu_count": os.cpu_count(), "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows}

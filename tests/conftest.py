@@ -7,6 +7,41 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+BIAS_METHOD = """
+from dataclasses import dataclass
+import torch
+from torch import nn
+from adapters import AdaptedLayer, register
+
+@dataclass
+class Options:
+    r: int
+
+@register({name!r}, Options)
+class BiasShift(AdaptedLayer):
+    \"\"\"Δy = b: a trainable output bias (ΔW = 0), the smallest possible method.\"\"\"
+    def __init__(self, base_layer, options, shared=None, init_weights=True):
+        super().__init__(base_layer, options)
+        self.shift = nn.Parameter(torch.zeros(self.out_features))
+    def adapter_forward(self, x):
+        return self.shift.expand(*x.shape[:-1], -1)
+    def delta_out_in(self):
+        return torch.zeros(self.out_features, self.in_features)
+"""
+
+
+def write_bias_method(folder, module: str, name: str, yaml_extra: str = ""):
+    """A method defined outside the package: `<module>.py` registering `name` (a trainable output
+    bias) and `<name>.yaml` naming that module, in `folder` (for LORABENCH_METHOD_DIRS)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(BIAS_METHOD.format(name=name))
+    (folder / f"{name}.yaml").write_text(f"module: {module}\noptions:\n  r: 1\n{yaml_extra}")
+    return folder
+
+
 def write_punkt_tab(root):
     """A stand-in for nltk's English punkt_tab (no abbreviations learnt: the files PunktTokenizer
     reads, empty) under `root`, for NLTK_DATA: IFEval's sentence checks run with it."""

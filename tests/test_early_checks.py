@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_punkt_tab
+from conftest import write_bias_method, write_punkt_tab
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,33 +94,8 @@ def test_a_missing_local_base_model_fails_at_dry_run(tmp_path):
 
 
 # --- LORABENCH_METHOD_DIRS alone -------------------------------------------------------------------
-PLUGIN = '''
-from dataclasses import dataclass
-import torch
-from torch import nn
-from adapters import AdaptedLayer, register
-
-@dataclass
-class Options:
-    r: int
-
-@register("outside_bias", Options)
-class OutsideBias(AdaptedLayer):
-    def __init__(self, base_layer, options, shared=None, init_weights=True):
-        super().__init__(base_layer, options)
-        self.shift = nn.Parameter(torch.zeros(self.out_features))
-    def adapter_forward(self, x):
-        return self.shift.expand(*x.shape[:-1], -1)
-    def delta_out_in(self):
-        return torch.zeros(self.out_features, self.in_features)
-'''
-
-
 def test_method_dirs_alone_make_an_outside_module_importable_in_a_fresh_process(tmp_path):
-    plugin = tmp_path / "plugin"
-    plugin.mkdir()
-    (plugin / "outside_method.py").write_text(PLUGIN)
-    (plugin / "outside_bias.yaml").write_text("module: outside_method\noptions:\n  r: 1\n")
+    plugin = write_bias_method(tmp_path / "plugin", "outside_method", "outside_bias")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"LORABENCH_METHOD_DIRS": str(plugin)}
     code = ("import sys, adapters; spec = adapters._registry.get_spec('outside_bias'); "
             f"print(spec.layer_cls.__module__, {str(plugin)!r} in sys.path)")

@@ -24,7 +24,7 @@ from adapters import sora
 from training import TrainConfig
 from training.optim import HFLegacyAdamW, LRSchedule, make_optimizer, param_groups
 from training.trainer import Trainer
-from test_pretrain import scratch, scratch_config  # noqa: F401  (scratch is a fixture)
+from test_pretrain import interrupted_and_whole, scratch, scratch_config  # noqa: F401  (scratch is a fixture)
 from test_relora import (CALLBACK_COSINE_T24_W4_EVERY8_RW3, CALLBACK_LINEAR_T20_W2_EVERY6_RW2,
                          RELORA_T24_W4_EVERY8_RW3_MIN01, schedule_factors)
 
@@ -196,17 +196,9 @@ def test_sora_paper_recipe_runs_the_official_main_and_gate_lrs_at_every_step(scr
 
 
 def test_sora_paper_recipe_resumes_to_the_same_run(scratch, data37, tmp_path):  # noqa: F811
-    from training import train
-
     config = sora_recipe(scratch, data37, checkpoint_every=20)
-    train(config, tmp_path / "whole")
-    assert train(config, tmp_path / "resumed", stop_after_steps=25)["status"] == "interrupted"
-    assert train(config, tmp_path / "resumed")["resumed_from_step"] == 20
-
-    def losses(out):
-        return [e["loss"] for e in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "loss" in e]
-
-    assert losses(tmp_path / "whole") == losses(tmp_path / "resumed")
+    whole, resumed = interrupted_and_whole(config, tmp_path, stop_after=25, checkpoint=20)
+    assert whole == resumed
 
 
 # --- the profiles ---------------------------------------------------------------------------------------

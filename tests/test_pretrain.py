@@ -44,6 +44,23 @@ def run(cfg: dict, out) -> tuple[dict, torch.nn.Module, Trainer]:
     return trainer.run(), trainer.raw_model, trainer
 
 
+def interrupted_and_whole(cfg: dict, root, stop_after: int, checkpoint: int) -> tuple[list, list]:
+    """The logged losses of `cfg` run straight through and of the same run killed after `stop_after`
+    steps and rerun (it must resume from the checkpoint at step `checkpoint`)."""
+    import json
+
+    from training import train
+
+    train(cfg, root / "whole")
+    assert train(cfg, root / "resumed", stop_after_steps=stop_after)["status"] == "interrupted"
+    assert train(cfg, root / "resumed")["resumed_from_step"] == checkpoint
+
+    def losses(out):
+        return [e["loss"] for e in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "loss" in e]
+
+    return losses(root / "whole"), losses(root / "resumed")
+
+
 @pytest.mark.parametrize("method,options", [
     ("lora", {"r": 4}),
     ("lora", {"r": 4, "relora_every": 5}),                    # ReLoRA

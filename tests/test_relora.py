@@ -9,7 +9,7 @@ import torch
 import adapters
 from adapters import lora
 from conftest import tiny_llama
-from test_pretrain import run, scratch, scratch_config  # noqa: F401  (scratch is a fixture)
+from test_pretrain import interrupted_and_whole, run, scratch, scratch_config  # noqa: F401  (scratch is a fixture)
 
 
 def randomize_B(model, generator):
@@ -154,17 +154,9 @@ def test_resumed_relora_run_equals_the_uninterrupted_one(scratch, tmp_path):  # 
 
     Bitwise only with at most one restart before the checkpoint: a reload adds the cycles' sum to the
     base, the run added them one by one (fp32 round-off, as ReMoRA's)."""
-    from training import train
-
     cfg = scratch_config(scratch, "lora", {"r": 4, "relora_every": 4}, checkpoint_every=6)
-    train(cfg, tmp_path / "whole")
-    assert train(cfg, tmp_path / "resumed", stop_after_steps=7)["status"] == "interrupted"
-    assert train(cfg, tmp_path / "resumed")["resumed_from_step"] == 6
-
-    def losses(out):
-        return [e["loss"] for e in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "loss" in e]
-
-    assert losses(tmp_path / "whole") == losses(tmp_path / "resumed")
+    whole, resumed = interrupted_and_whole(cfg, tmp_path, stop_after=7, checkpoint=6)
+    assert whole == resumed
 
 
 # --- the lr schedule around restarts, against the official code --------------------------------------

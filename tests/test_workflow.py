@@ -8,11 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import write_bias_method
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEFILE = ROOT / "Snakefile"
@@ -156,30 +156,7 @@ def test_editing_one_method_yaml_reruns_only_its_jobs(finished_run):
 
 def test_a_method_from_a_fixture_joins_the_dag_without_rule_edits(tmp_path):
     work, env = make_workdir(tmp_path)
-    plugin = tmp_path / "plugin"
-    plugin.mkdir()
-    (plugin / "fixture_method.py").write_text(textwrap.dedent('''
-        from dataclasses import dataclass
-        import torch
-        from torch import nn
-        from adapters import AdaptedLayer, register
-
-        @dataclass
-        class Options:
-            r: int
-
-        @register("fixture_bias", Options)
-        class BiasShift(AdaptedLayer):
-            """Δy = b: a trainable output bias (ΔW = 0), the smallest possible method."""
-            def __init__(self, base_layer, options, shared=None, init_weights=True):
-                super().__init__(base_layer, options)
-                self.shift = nn.Parameter(torch.zeros(self.out_features))
-            def adapter_forward(self, x):
-                return self.shift.expand(*x.shape[:-1], -1)
-            def delta_out_in(self):
-                return torch.zeros(self.out_features, self.in_features)
-    '''))
-    (plugin / "fixture_bias.yaml").write_text("module: fixture_method\noptions:\n  r: 1\ntrain:\n  lr: 1.0e-3\n")
+    plugin = write_bias_method(tmp_path / "plugin", "fixture_method", "fixture_bias", "train:\n  lr: 1.0e-3\n")
     env["LORABENCH_METHOD_DIRS"] += os.pathsep + str(plugin)  # alone: the registry imports fixture_method from it
     config = (work / ".test" / "config.yaml").read_text().replace("variants: [lora, mora6]", "variants: all")
     (work / ".test" / "config.yaml").write_text(config)
