@@ -188,9 +188,16 @@ def _run_status(run_dir: Path) -> tuple[dict, str, str]:
 
 
 def _adapter_config(run_dir: Path) -> tuple[dict | None, str]:
-    """The run's adapter/adapter_config.json (None when absent) and the error if it is unreadable."""
+    """The run's adapter/adapter_config.json (None when absent) and the error if it is unreadable.
+    A PEFT method's adapter_config.json is PEFT's own; its method and options (the YAML's name and
+    the run's overrides, e.g. r) are in lorabench.json beside it (adapters.peft_method)."""
     try:
-        return read_json(run_dir / "adapter" / "adapter_config.json"), ""
+        config = read_json(run_dir / "adapter" / "adapter_config.json")
+        if isinstance(config, dict) and "peft_type" in config and "method" not in config:
+            meta = read_json(run_dir / "adapter" / "lorabench.json") or {}
+            if meta.get("method"):
+                config = {**config, "method": meta["method"], "options": dict(meta.get("options") or {})}
+        return config, ""
     except ValueError as error:
         return None, str(error)
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 LOWER_IS_BETTER_UNITS = ("perplexity", "loss", "M params")
 PRIMARY = "@primary"  # a metric id naming the task's headline number (its suite evaluation)
+MINUS_BASE = "minus_base"  # transform: ours minus the base model's value (its base_eval) of the same metric
+BASE_KEY = "_base_value"   # where paper_table hands a minus_base column the base model's value
 STANDARD_SUFFIX = " (lm-eval standard)"
 HEAD_SUFFIX = " incl. head"
 SELECTIONS = ("best_validation",)
@@ -211,7 +213,18 @@ def _run_values(runs: pd.DataFrame, column: dict, ids: list, step: int | None) -
     values = found["value"].to_numpy(float)
     metric = found["metric"].iloc[0]
     values = np.log(values) if column.get("transform") == "log" else values * settings.display_scale(metric)
+    if column.get("transform") == MINUS_BASE:  # the change from the base model (PEFT's forgetting)
+        values = values - column.get(BASE_KEY, math.nan)
     return found[["variant", "seed", "run_dir", "metric", "metric_id"]].assign(value=values)
+
+
+def base_value(runs: pd.DataFrame, column: dict, ids: list, step: int | None) -> float:
+    """The base model's value (variant "base", its base_eval) of a column's metric, NaN without one."""
+    base = runs[runs["role"].eq("base")] if len(runs) else runs
+    if base.empty:
+        return math.nan
+    values = _run_values(base, {k: v for k, v in column.items() if k != "transform"}, ids, step)
+    return float(values["value"].mean()) if len(values) else math.nan
 
 
 def cell_values(runs: pd.DataFrame, column: dict, ids: list, step: int | None,
@@ -293,6 +306,8 @@ def paper_table(runs: pd.DataFrame, reference: pd.DataFrame, entry: dict, mode: 
                 if mode == "shape" and protocol == "paper":  # the tiny profiles' own evaluations
                     ids = ids + (column.get("shape") or [])
                 spec = {**column, "params": "trainable"} if protocol == "trainable" else column
+                if column.get("transform") == MINUS_BASE:
+                    spec = {**spec, BASE_KEY: base_value(runs, column, ids, step)}
                 if step is None and column.get("step") is not None:
                     values, pool, variant, why = pd.DataFrame(columns=VALUE_COLUMNS), [], None, "no step"
                 else:

@@ -175,7 +175,11 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
         if path is None:
             notes.append(f"{run['run_dir']}: base model not found (pass --base-model)")
             continue
-        summary = spectrum_summary(adapter_deltas(load_base(path, adapter_dir), adapter_dir), top_k)
+        deltas = adapter_deltas(load_base(path, adapter_dir), adapter_dir)
+        if not deltas:  # a PEFT method (adapters.peft_method): none of the suite's adapted layers to read ΔW from
+            notes.append(f"{run['run_dir']}: no adapted layer of the suite's to measure (a PEFT method)")
+            continue
+        summary = spectrum_summary(deltas, top_k)
         measured = {"effective_rank": (settings.SPECTRUM_SOURCE, summary["effective_rank"]),
                     "normalized_entropy": (settings.SPECTRUM_SOURCE, summary["normalized_entropy"])}
         if run["method"] in init_methods:

@@ -26,7 +26,7 @@ from lm_eval.utils import handle_non_serializable
 import torch
 
 import evaluation.classifier_lm  # noqa: F401  (registers "lorabench-classifier" with lm-eval)
-from evaluation import paper_protocols
+from evaluation import paper_protocols, peft_benchmark
 from evaluation.lm_eval_data import with_local_data
 from evaluation.suite_tasks import TASKS_DIR, build_task_configs, get_suite_task
 
@@ -260,7 +260,8 @@ def evaluate_run(
         _cap_generation_length(configs, lm.gen_cap)
 
     started = time.perf_counter()
-    with paper_protocols.protocol_options(**protocol) as options:
+    # peft_benchmark's general-text loss cuts and counts tokens with the evaluated model's tokenizer
+    with paper_protocols.protocol_options(**protocol) as options, peft_benchmark.evaluation_tokenizer(tokenizer):
         output = simple_evaluate(
             model=lm,
             tasks=configs + list(lm_eval_tasks),

@@ -48,6 +48,14 @@ ARCHS = {
     # The same architecture narrow, for a case that trains hundreds of steps at a small rank.
     "llama_narrow": ("llama", dict(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
                                    num_key_value_heads=4, max_position_embeddings=512), True),
+    # Llama-3.2 (PEFT's MetaMathQA benchmark, Llama-3.2-3B): grouped-query attention, tied embeddings,
+    # llama3 RoPE scaling, a tokenizer that starts text with BOS; long enough for PEFT's 768-token
+    # general-text rows.
+    "llama3_2": ("llama", dict(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
+                               num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
+                               rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                                             "high_freq_factor": 4.0, "original_max_position_embeddings": 256}),
+                 True),
     "roberta": ("roberta", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
                                 max_position_embeddings=520), False),
     "deberta": ("deberta-v2", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
@@ -59,6 +67,7 @@ ARCHS = {
 HUB_ARCH = {
     "meta-llama/Llama-2-7b-hf": "llama",
     "meta-llama/Meta-Llama-3-8B": "llama3",
+    "meta-llama/Llama-3.2-3B": "llama3_2",
     "FacebookAI/roberta-base": "roberta",
     "FacebookAI/roberta-large": "roberta",
     "microsoft/deberta-v3-base": "deberta",
@@ -67,8 +76,12 @@ HUB_ARCH = {
 }
 
 
-def _tokenizer(out: Path):
+ADDS_BOS = {"llama3_2"}   # stand-ins whose tokenizer starts plain text with BOS, as the real one does
+
+
+def _tokenizer(out: Path, add_bos: bool = False):
     from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
@@ -76,6 +89,9 @@ def _tokenizer(out: Path):
                           "name[The Eagle], eatType[coffee shop], food[French]", "0123456789abcdef-:"]
     bpe.train_from_iterator(corpus * 4, vocab_size=400, min_frequency=1,
                             special_tokens=["<s>", "</s>", "<pad>", "<unk>", "<mask>"])
+    if add_bos:
+        bpe.post_processor = TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                special_tokens=[("<s>", bpe.token_to_id("<s>"))])
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                   unk_token="<unk>", mask_token="<mask>", model_max_length=512)
     tok.save_pretrained(out)
@@ -91,7 +107,7 @@ def save_model(arch: str, out: str | Path) -> Path:
     if (out / "config.json").exists():
         return out
     model_type, dims, causal = ARCHS[arch]
-    tok = _tokenizer(out)
+    tok = _tokenizer(out, add_bos=arch in ADDS_BOS)
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     config = AutoConfig.for_model(model_type, vocab_size=len(tok), **ids, **dims)
     torch.manual_seed(0)
@@ -149,6 +165,13 @@ def write_data(root: str | Path) -> Path:
         math.append({"query": q, "response": f"He has {a} + {b} = {a + b} apples.\nThe answer is: {a + b}",
                      "type": "GSM_Rephrased" if i % 2 else "MATH_AnsAug", "original_question": q})
     _jsonl(root / "MetaMathQA" / "train.jsonl", math)
+    # openai/gsm8k main, train (PEFT's benchmark validates on 50 of its rows): question, answer ("#### n").
+    gsm, gsm_rng = [], random.Random(1)   # its own generator: the other fixtures stay as they were
+    for i in range(n):
+        a, b = gsm_rng.randint(2, 40), gsm_rng.randint(2, 40)
+        gsm.append({"question": f"Ann has {a} pens and finds {b} more. How many pens does she have?",
+                    "answer": f"Ann has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} pens.\n#### {a + b}"})
+    _jsonl(root / "gsm8k" / "main" / "train.jsonl", gsm)
     # LLM-Adapters ft-training_set/commonsense_170k.json: instruction, input, output, answer (a JSON list).
     cs = []
     for i in range(n):

@@ -66,6 +66,12 @@ RUNS = {
     # `full` (full fine-tuning): the table's FT row, its run saved and evaluated as a whole model
     "vera": Run(("config/paper/vera.yaml",), ("vera_r1024_lr4e-3", "full"), tasks=("cola",)),
     "vera_e2e": Run(("config/paper/vera_e2e.yaml",), ("vera_r1024_lr2e-2",)),
+    # PEFT's MetaMathQA benchmark (huggingface/peft @ 5d602fd): its LoRA r32 default, merged, and
+    # prompt tuning, evaluated through the PEFT model's forward; validation from GSM8K train rows.
+    "peft_method_comparison": Run(("config/paper/peft_method_comparison.yaml",),
+                                  ("pmc_lora_rank32", "pmc_prompt_tuning_lr_0.001"),
+                                  data=(("math", {"train_rows": 6, "validation": {
+                                      "data_dir": "{data}/gsm8k", "subset": "main", "split": "train", "size": 4}}),)),
 }
 
 # The CPU scale every run is brought down to (the settings a profile trains with are in
@@ -83,6 +89,13 @@ def _profile_config(run: Run) -> dict:
     return config
 
 
+def _fill(value, data: Path):
+    """`value` with "{data}" in its strings (nested too) replaced by the fixtures' folder."""
+    if isinstance(value, dict):
+        return {k: _fill(v, data) for k, v in value.items()}
+    return value.format(data=data) if isinstance(value, str) else value
+
+
 def overlay(run: Run, models: Path, data: Path) -> dict:
     """The test's own configfile for `run`: CPU scale and local stand-ins, nothing else."""
     config = _profile_config(run)
@@ -91,7 +104,7 @@ def overlay(run: Run, models: Path, data: Path) -> dict:
     tasks = list(run.tasks or config["tasks"])
     sources = paper_data(str(data))
     for task, options in run.data:
-        sources[task] = {**sources[task], **{k: v.format(data=data) for k, v in options.items()}}
+        sources[task] = {**sources[task], **_fill(options, data)}
     out = {
         "seeds": [0],
         "threads": 1,

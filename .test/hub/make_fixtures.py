@@ -177,3 +177,15 @@ pages = [
 ]
 write("wikitext", "train", [{"page": p} for p in pages[:3]])
 write("wikitext", "test", [{"page": p} for p in pages[1:]])
+
+# HuggingFaceFW/finewiki (train, streamed): PEFT's MetaMathQA benchmark reads only `text` of its
+# first 100 rows (peft_wiki_loss); id/title/url stand for the rest of a row. One row is long, so the
+# 768-token cut of their loss is exercised.
+wiki = [
+    ("Valkyria Chronicles III", "Valkyria Chronicles III is a tactical role-playing video game developed by Sega and Media.Vision for the PlayStation Portable."),
+    ("Little Rock Arsenal", "The Tower Building of the Little Rock Arsenal is a building located in MacArthur Park in downtown Little Rock, Arkansas. " * 40),
+    ("Robert Boulter", "Robert Boulter is an English film, television and theatre actor. He had a guest-starring role on the television series The Bill in 2000."),
+    ("Homarus gammarus", "Homarus gammarus, known as the European lobster or common lobster, is a species of clawed lobster from the eastern Atlantic Ocean."),
+]
+write("finewiki", "train", [{"id": f"enwiki/{i}", "title": t, "url": f"https://en.wikipedia.org/wiki/{t.replace(' ', '_')}", "text": x}
+                            for i, (t, x) in enumerate(wiki)])
