@@ -320,6 +320,8 @@ ARCHITECTURES = {
                                            "num_attention_heads": 32, "num_key_value_heads": 32}),
     "meta-llama/Meta-Llama-3-8B": ("llama", {"hidden_size": 4096, "intermediate_size": 14336,
                                              "num_attention_heads": 32, "num_key_value_heads": 8}),
+    "meta-llama/Llama-3.2-3B": ("llama", {"hidden_size": 3072, "intermediate_size": 8192,
+                                          "num_attention_heads": 24, "num_key_value_heads": 8}),
     "FacebookAI/roberta-base": ("roberta", {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12}),
     "FacebookAI/roberta-large": ("roberta", {"hidden_size": 1024, "intermediate_size": 4096,
                                              "num_attention_heads": 16}),
@@ -376,6 +378,8 @@ def test_target_modules_fit_the_models():
                     if known[v]["method"] == adapters._registry.FULL:
                         continue  # full fine-tuning: no adapter layer to fit
                     spec = adapters._registry.get_spec(known[v]["method"])
+                    if getattr(spec, "layer_cls", None) is None:
+                        continue  # a PEFT method (a `peft:` YAML): PEFT checks its shapes when it wraps the model
                     opts = adapters._registry.resolve_options(known[v]["method"], known[v]["options"])
                     for target in targets:
                         d_in, d_out = layer_shape(model.get_submodule(target))
