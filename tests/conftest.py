@@ -137,3 +137,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """.test/config.yaml run once through the DAG (default settings: warm start on), in a temporary
+    working directory: test_workflow's end-to-end checks and test_warm's warm-vs-cold comparison."""
+    from test_workflow import make_workdir, snakemake
+
+    work, env = make_workdir(tmp_path_factory.mktemp("dag"))
+    snakemake(work, "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)  # no -q: its log times the stages
+    return work, env

@@ -54,11 +54,7 @@ def make_workdir(tmp_path):
     return work, {"LORABENCH_METHOD_DIRS": str(methods)}
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    work, env = make_workdir(tmp_path_factory.mktemp("dag"))
-    snakemake(work, "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)  # no -q: its log times the stages
-    return work, env
+# finished_run: conftest.py (one run of .test/config.yaml per session, shared with test_warm).
 
 
 def test_dag_runs_end_to_end(finished_run):

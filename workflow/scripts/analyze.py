@@ -4,10 +4,13 @@ import json
 import os
 import sys
 
-from analysis.__main__ import main
-from analysis.paper_models import recognise
-
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
+from training import warm  # noqa: E402
+warm.handoff(sm)  # a CPU job runs in a warm child process where it can (training/warm.py)
+
+from analysis.__main__ import main  # noqa: E402
+from analysis.paper_models import recognise  # noqa: E402
+
 results = os.path.dirname(sm.output.replication)
 args = ["--results", results, "--out", results, "--base-model", sm.params.base_model,
         "--verdict-settings", json.dumps(sm.params.verdicts)]

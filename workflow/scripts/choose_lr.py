@@ -4,6 +4,8 @@ import logging
 from pathlib import Path
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
+from training import warm  # noqa: E402
+warm.handoff(sm)  # a CPU job runs in a warm child process where it can (training/warm.py)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
 
 from analysis.sweep import choose_lr, trial_of  # noqa: E402

@@ -5,6 +5,8 @@ from pathlib import Path
 import tasks
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
+from training import warm  # noqa: E402
+warm.handoff(sm)  # a CPU job runs in a warm child process where it can (training/warm.py)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
 spec = tasks.get(sm.wildcards.task)
 if sm.params.source == "tiny":

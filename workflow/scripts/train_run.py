@@ -13,6 +13,8 @@ import traceback
 from pathlib import Path
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
+from training import warm  # noqa: E402
+warm.handoff(sm)  # a CPU job runs in a warm child process where it can (training/warm.py)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
 os.environ["LORABENCH_THREADS"] = str(sm.threads)
 # A GPU job claims its own GPU(s) before anything touches CUDA (training/devices.py).
