@@ -5,6 +5,7 @@ never touch the repository's results/ or lock its .snakemake/.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,21 @@ def test_a_method_from_a_fixture_joins_the_dag_without_rule_edits(tmp_path):
     import adapters
     n_variants = len(adapters.variants()) + 1
     assert planned_jobs(result.stdout)["train"] == 2 * n_variants
+
+
+def test_variant_seeds_give_one_variant_more_seeds(tmp_path):
+    """`variant_seeds` (config/real.yaml: claim 1's two methods at 5 seeds): that variant's runs at
+    its seeds, the others at `seeds`; a variant the profile lacks is an error at planning."""
+    work, env = make_workdir(tmp_path)
+    (work / "more.yaml").write_text("variant_seeds: {mora6: [0, 1, 2]}\n")
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml", "more.yaml", env_extra=env)
+    planned = set(re.findall(r"runs/(\w+)/(\w+)/seed(\d+)/train_summary.json", result.stdout))
+    assert planned == {(t, "lora", "0") for t in ("sst2", "uuid")} | {(t, "mora6", s) for t in ("sst2", "uuid")
+                                                                    for s in "012"}
+    (work / "more.yaml").write_text("variant_seeds: {nora: [0, 1]}\n")
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml", "more.yaml", env_extra=env,
+                       check=False)
+    assert result.returncode != 0 and "config variant_seeds: 'nora' is not a variant" in result.stdout + result.stderr
 
 
 def test_unknown_variant_in_config_is_a_clear_error(tmp_path):

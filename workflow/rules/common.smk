@@ -54,6 +54,18 @@ TRAIN_TASKS = [t for t in ALL_TASKS if not task_registry.get(t).shares_train_wit
 PROBES = {t: [p for p in task_registry.available() if task_registry.get(p).shares_train_with == t]
           for t in TRAIN_TASKS}
 SEEDS = config["seeds"]
+for _variant in config["variant_seeds"]:
+    if _variant not in VARIANTS:
+        raise ValueError(f"config variant_seeds: {_variant!r} is not a variant of this profile "
+                         f"({', '.join(VARIANTS)}); drop it or add the variant")
+
+
+def seeds_for(variant):
+    """The seeds `variant` trains with: its variant_seeds entry (more seeds where a claim needs the
+    power), else the profile's seeds."""
+    return list(config["variant_seeds"].get(variant, SEEDS))
+
+
 VerdictSettings.from_dict(config["verdicts"])  # a misspelt key fails now, not after every run
 for _task, _names in config["task_variants"].items():
     if _task not in TRAIN_TASKS:
@@ -303,7 +315,7 @@ def _check_eval_resources(task, tasks):
     if not lists or task in _PUNKT_CHECKED:
         return
     _PUNKT_CHECKED.add(task)
-    outputs = [f"{run_dir(task, v, s)}/eval.json" for v in variants_for(task) for s in SEEDS]
+    outputs = [f"{run_dir(task, v, s)}/eval.json" for v in variants_for(task) for s in seeds_for(v)]
     if all(os.path.exists(f) for f in [*outputs, f"{RESULTS}/base_eval/{task}/eval.json"]):
         return
     if not preflight.punkt_tab_found():
@@ -316,7 +328,7 @@ def _check_eval_resources(task, tasks):
 
 
 def run_outputs():
-    runs = [f"{run_dir(t, v, s)}/{f}" for t in TRAIN_TASKS for v in variants_for(t) for s in SEEDS
+    runs = [f"{run_dir(t, v, s)}/{f}" for t in TRAIN_TASKS for v in variants_for(t) for s in seeds_for(v)
             for f in ("train_summary.json", "eval.json")]
     base = [f"{RESULTS}/base_eval/{t}/eval.json" for t in TRAIN_TASKS]
     return runs + base
