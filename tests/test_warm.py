@@ -4,7 +4,6 @@ What a job must keep: its exit status, its streams, directory, environment and a
 that ends it, a forwarded SIGTERM, a traceback on failure; where it may not be warm (GPU, SLURM,
 switched off) it runs in its own process. And the DAG's outputs are the same numbers both ways.
 """
-import json
 import os
 import signal
 import subprocess
@@ -12,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from test_workflow import make_workdir, snakemake
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from dag_time import numbers  # noqa: E402  (every number of a run; the DAG benchmark compares the same)
 
 # A job script as Snakemake would run it, with a stand-in `snakemake` object.
 JOB = """
@@ -110,31 +110,6 @@ def test_sigterm_reaches_the_job_and_a_killed_job_process_takes_its_child_along(
     process.kill()                                          # SIGKILL: no signal can be forwarded
     process.wait(timeout=60)
     assert wait_for(lambda: not alive(child), timeout=30), "the warm child outlived its killed job"
-
-
-MEASURED = ("time", "per_s", "memory", "peak")  # how fast, not what: differs between any two runs
-
-
-def measured(key: str) -> bool:
-    return any(word in key for word in MEASURED)
-
-
-def numbers(results: Path) -> dict:
-    """Every number a run produces: metrics, losses, the tables' values (speeds and memory left out)."""
-    out = {}
-    for path in sorted(results.glob("runs/*/*/seed*/eval.json")) + sorted(results.glob("base_eval/*/eval.json")):
-        out[str(path.relative_to(results))] = json.loads(path.read_text())["results"]
-    for path in sorted(results.glob("runs/*/*/seed*/train_summary.json")):
-        summary = json.loads(path.read_text())
-        out[str(path.relative_to(results))] = {k: v for k, v in summary.items()
-                                              if not measured(k)}
-    for path in sorted(results.glob("runs/*/*/seed*/train_log.jsonl")):
-        out[str(path.relative_to(results))] = [{k: v for k, v in json.loads(line).items() if not measured(k)}
-                                              for line in path.read_text().splitlines() if line.strip()]
-    runs = pd.read_csv(results / "tables" / "runs.csv")
-    runs = runs[~runs["metric"].astype(str).map(measured)] if "metric" in runs.columns else runs
-    out["runs.csv"] = runs[[c for c in runs.columns if not measured(c)]].fillna("NaN").to_dict("records")
-    return out
 
 
 def test_the_test_profile_gives_the_same_numbers_warm_and_cold(finished_run, tmp_path):
