@@ -173,6 +173,9 @@ SPECS: dict[tuple[str, ...], tuple[str, View | str]] = {
     ("results/published/replication/replication.md", "claim", "verdict", "numbers"): ("claims", CLAIMS),
     ("results/published/real/replication.md", "claim", "verdict", "numbers"): ("claims", CLAIMS),
     ("benchmarks/results/adapters_speed_cpu.md", "method", "trainable"): ("verbatim", VERBATIM),
+    ("benchmarks/results/job_startup_cpu.md", "phase", "train job (s)"): ("verbatim", VERBATIM),
+    ("benchmarks/results/job_startup_cpu.md", "job", "cold (s)"): ("verbatim", VERBATIM),
+    ("benchmarks/results/dag_time_cpu.md", "stage"): ("verbatim", VERBATIM),
 }
 
 
