@@ -10,7 +10,9 @@ jobs' scripts included: a YAML's `module:` may name a `.py` file or package that
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import importlib
 import os
 import pkgutil
@@ -154,7 +156,13 @@ def method_config(name: str) -> dict[str, Any]:
     if spec_path is None:
         dirs = ", ".join(str(d) for d in methods_dirs())
         raise ValueError(f"method {name!r} has no defaults file: create {name}.yaml in one of: {dirs}")
-    return yaml.safe_load(spec_path.read_text()) or {}
+    return copy.deepcopy(_read_yaml(str(spec_path), spec_path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=None)
+def _read_yaml(path: str, mtime_ns: int) -> dict[str, Any]:
+    """A method YAML, parsed once per version of the file (planning a DAG asks hundreds of times)."""
+    return yaml.safe_load(Path(path).read_text()) or {}
 
 
 def resolve_options(name: str, overrides: dict[str, Any]) -> Any:
@@ -191,13 +199,15 @@ def resolve_options(name: str, overrides: dict[str, Any]) -> Any:
     return spec.options_cls(**values)
 
 
-def variants(include_peft: bool = False) -> dict[str, dict[str, Any]]:
+def variants(include_peft: bool = False, check_peft: bool = True) -> dict[str, dict[str, Any]]:
     """Every runnable variant: {name: {"method", "options", "train"}}.
 
     A method's YAML may list `variants:` (name -> option overrides, optionally with a `train:`
     block of training overrides); a method without that list is one variant named after it.
     The Snakemake DAG runs variants, so a new method's YAML alone adds its runs.
     PEFT methods' variants (`include_peft`) are opt-in: a profile names them, `variants: all` skips them.
+    `check_peft=False` leaves their options unchecked (checking imports peft, seconds): the caller
+    checks the ones it uses with `resolve_options`.
     """
     found: dict[str, dict[str, Any]] = {}
     for method in available() + (peft_methods() if include_peft else []):
@@ -207,6 +217,7 @@ def variants(include_peft: bool = False) -> dict[str, dict[str, Any]]:
             train = overrides.pop("train", {}) or {}
             if name in found:
                 raise ValueError(f"variant {name!r} is defined twice ({found[name]['method']} and {method}); rename one")
-            resolve_options(method, overrides)  # fail early on a bad variant
+            if check_peft or method not in _PEFT:
+                resolve_options(method, overrides)  # fail early on a bad variant
             found[name] = {"method": method, "options": overrides, "train": train}
     return found

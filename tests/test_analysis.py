@@ -201,7 +201,9 @@ def test_latex_and_markdown_escaping():
 # --- paper reference data ----------------------------------------------------------------------
 def test_reference_numbers_and_verification_flags():
     ref = reference.load_reference()
-    assert len(ref) == 227 and set(ref["paper"]) == {"MoRA", "MiLoRA", "VeRA", "SoRA"}  # MoRA Table 3 once
+    # the seed papers' 227 rows (MoRA Table 3 once) + PEFT's MetaMathQA benchmark: 41 experiments × 3 columns
+    assert len(ref) == 227 + 123 and set(ref["paper"]) == {"MoRA", "MiLoRA", "VeRA", "SoRA", "PEFT"}
+    assert len(ref[ref["paper"] == "PEFT"]) == 123
     cell = lambda **w: one(ref, **w)["value"]  # noqa: E731
     assert cell(paper="MoRA", table="2", method="MoRA", r=8, column="700") == 87.4
     assert cell(paper="MoRA", table="1", method="LoRA", r=256, column="GSM8K") == 67.9

@@ -179,6 +179,20 @@ def test_variant_seeds_give_one_variant_more_seeds(tmp_path):
     assert result.returncode != 0 and "config variant_seeds: 'nora' is not a variant" in result.stdout + result.stderr
 
 
+def test_a_bad_peft_variant_fails_at_planning_only_where_a_profile_uses_it(tmp_path):
+    """PEFT YAMLs are checked by PEFT (importing it costs seconds), so planning checks the PEFT
+    variants a profile uses: a bad option there fails `snakemake -n` naming the variant; the same
+    YAML unused plans."""
+    work, env = make_workdir(tmp_path)
+    (tmp_path / "methods" / "peft_bad.yaml").write_text("peft: {peft_type: LORA, r: 4, bogus_option: 1}\n")
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml", env_extra=env)
+    assert "peft_bad" not in result.stdout
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml", "--config",
+                       "variants=[lora,peft_bad]", env_extra=env, check=False)
+    assert result.returncode != 0
+    assert "variant 'peft_bad'" in result.stdout + result.stderr and "bogus_option" in result.stdout + result.stderr
+
+
 def test_unknown_variant_in_config_is_a_clear_error(tmp_path):
     work, env = make_workdir(tmp_path)
     result = snakemake(work, "-n", "--cores", "1", "--configfile", ".test/config.yaml",

@@ -1,5 +1,6 @@
 # What the DAG runs: variants x tasks x seeds, resolved from the config, the method YAMLs and
 # the task registry. Every rule file reads the names defined here.
+import json
 import os
 import sys
 
@@ -31,7 +32,8 @@ DOWNLOAD = f"snakemake download --cores 1{_CONFIGFILES}"
 
 
 def _all_variants():
-    found = adapters.variants(include_peft=True)  # PEFT YAMLs' variants too; `variants: all` skips them
+    # PEFT YAMLs' variants too (`variants: all` skips them); the ones the profile uses are checked below
+    found = adapters.variants(include_peft=True, check_peft=False)
     for name, v in config["define_variants"].items():
         if name in found:
             raise ValueError(f"config define_variants: {name!r} already exists in config/methods; pick another name")
@@ -80,6 +82,12 @@ def variants_for(task):
 
 
 USED_VARIANTS = sorted({v for t in TRAIN_TASKS for v in variants_for(t)})
+for _variant in USED_VARIANTS:  # a PEFT variant's options, checked by PEFT (imports peft: only when used)
+    if VARIANTS[_variant]["method"] in adapters.peft_methods():
+        try:
+            adapters._registry.resolve_options(VARIANTS[_variant]["method"], VARIANTS[_variant]["options"])
+        except ValueError as error:
+            raise ValueError(f"variant {_variant!r}: {error}") from None
 
 wildcard_constraints:
     task="|".join(TRAIN_TASKS + [t for ps in PROBES.values() for t in ps]) or "NONE",
@@ -197,13 +205,31 @@ def _base_model_config():
     return found
 
 
+def _trained_as_configured(task, variant):
+    """Whether every seed of (task, variant) has trained with exactly its current config (the config
+    hash its train_summary.json records): those runs fit, evidently, and need no model built to say so."""
+    from training.config import TrainConfig
+
+    for seed in seeds_for(variant):
+        try:
+            with open(f"{run_dir(task, variant, seed)}/train_summary.json") as f:
+                recorded = json.load(f).get("config_hash")
+        except (OSError, ValueError):
+            return False
+        if recorded != TrainConfig.from_dict(run_config(task, variant, seed)).config_hash():
+            return False
+    return True
+
+
 def _check_runs():
     """Every run's full training config, and every variant's method on the base model's layer
-    shapes, before any job starts: a mistake found after the first runs costs their hours."""
+    shapes, before any job starts: a mistake found after the first runs costs their hours. The
+    shapes check (a model built on the meta device) is skipped for runs that already trained with
+    their current config, so that a rerun with nothing to do plans in seconds."""
     from training import preflight
     from training.config import ConfigError, TrainConfig, check_keys
 
-    base = _base_model_config()
+    base, loaded = None, False  # the base model's config: read once, when a run needs its shapes checked
     for task in TRAIN_TASKS:
         for variant in variants_for(task):
             layers = run_layers(task, variant)
@@ -211,8 +237,11 @@ def _check_runs():
                 check_keys(keys, where)
             try:
                 cfg = TrainConfig.from_dict(run_config(task, variant, SEEDS[0]))
-                if base is not None:
-                    preflight.check_fits(cfg, base)
+                if not _trained_as_configured(task, variant):
+                    if not loaded:
+                        base, loaded = _base_model_config(), True
+                    if base is not None:
+                        preflight.check_fits(cfg, base)
             except ConfigError as error:
                 setters = [where for where, keys in layers if error.key in keys]
                 if error.key == "method_options":
