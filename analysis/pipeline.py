@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import headline, plots, reference, sweep, tables, verdicts
+from . import headline, leaderboard, plots, reference, sweep, tables, verdicts
 from .collect import collect, collect_curves, selection_overlap
 from .paper_models import base_model_note
 from .files import write_csv
@@ -46,6 +46,7 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str |
     written["verdicts"] = verdicts.write_replication(decided, out_dir, results_dir.name, settings,
                                                      extra=sweep.learning_rates_markdown(results_dir),
                                                      model_note=base_model_note(runs.get("base_model", [])))
+    written["leaderboard"] = leaderboard.write_leaderboard(runs, summary, out_dir, results_dir.name)
     written["headline"] = headline.write_headline(runs, summary, decided, out_dir, results_dir.name,
                                                   base_model_note(runs.get("base_model", [])))
     return written

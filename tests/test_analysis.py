@@ -325,3 +325,43 @@ def test_settings_scales():
     assert settings.display_scale("acc") == 100 and settings.display_scale("bleu") == 1
     assert settings.comparison_unit("bleu") == "points" and settings.comparison_unit("word_perplexity") == "log-ratio"
     assert np.allclose(settings.to_comparison_scale([10.0, 20.0], "word_perplexity", False), -np.log([10.0, 20.0]))
+
+
+# --- leaderboard: every method against LoRA --------------------------------------------------------------
+def _board_runs(values: dict[str, list[float]], params: dict[str, int], metric="acc", task="sst2") -> pd.DataFrame:
+    rows = [{"train_task": task, "task": task, "family": "glue", "variant": variant, "seed": seed, "metric": metric,
+             "metric_id": metric, "value": value, "final": True, "status": "ok", "reason": "", "source": "lorabench_sst2",
+             "higher_is_better": metric != "word_perplexity", "trainable_params": params[variant]}
+            for variant, seeds in values.items() for seed, value in enumerate(seeds)]
+    return pd.DataFrame(rows)
+
+
+def test_leaderboard_ranks_and_compares_each_method_with_lora_by_seed():
+    from analysis.leaderboard import leaderboard
+    from analysis.stats import difference
+
+    values = {"lora": [0.80, 0.82, 0.84], "better": [0.90, 0.93, 0.94], "same": [0.79, 0.85, 0.83],
+              "worse": [0.60, 0.61, 0.65], "single": [0.99], "base": [0.5]}
+    runs = _board_runs(values, {"lora": 100, "better": 200, "same": 10, "worse": 50, "single": 5, "base": 0})
+    board = leaderboard(runs, tables.aggregate(runs)).set_index("variant")
+    assert list(board.index) == ["single", "better", "same", "lora", "worse"]  # best mean first, no base row
+    assert list(board["rank"]) == [1, 2, 3, 4, 5]
+    assert board.loc["lora", "verdict"] == "reference"
+    assert dict(board["verdict"]) == {"single": "—", "better": "better", "same": "tie", "lora": "reference",
+                                      "worse": "worse"}
+    by_hand = difference([90, 93, 94], [80, 82, 84], [0, 1, 2], [0, 1, 2])  # paired, in points
+    assert by_hand.test == "paired t"
+    assert board.loc["better", "Δ vs LoRA"] == f"{by_hand.estimate:+.3g}" == "+10.3"
+    assert board.loc["better", "Δ 95% CI"] == f"[{by_hand.low:+.3g}, {by_hand.high:+.3g}]"
+    assert board.loc["better", "trainable params"] == "200" and board.loc["better", "n"] == 3
+    assert board.loc["single", "95% CI (min–max if n = 2)"] == "—" and board.loc["single", "test"] == "none (n=1)"
+
+
+def test_leaderboard_where_lower_is_better():
+    from analysis.leaderboard import leaderboard
+
+    values = {"lora": [30.0, 31.0, 29.0], "milora": [20.0, 21.0, 19.5]}
+    runs = _board_runs(values, {"lora": 8, "milora": 8}, metric="word_perplexity", task="cpt_domain")
+    board = leaderboard(runs, tables.aggregate(runs)).set_index("variant")
+    assert list(board.index) == ["milora", "lora"]
+    assert board.loc["milora", "verdict"] == "better" and board.loc["milora", "Δ vs LoRA"].startswith("-")
