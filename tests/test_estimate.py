@@ -138,5 +138,84 @@ def test_estimate_on_a_gpu_bf16():
     _check("tiny lora bf16 cuda", measure_step(TINY, run, device="cuda"), tolerance=0.5)
 
 
+# -- trainable counts of PEFT methods (what the paper profile peft_method_comparison plans) -------
+def _pmc_runs():
+    """(variant, TrainConfig, PEFT's reported trainable count) of the profile's runs; the counts
+    are its reference rows (analysis/reference: their results/*.json, in millions, 4 decimals)."""
+    import csv
+
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_profiles
+
+    config = test_profiles._validated(test_profiles.CASES["peft_method_comparison"])
+    mapping = next(t for t in yaml.safe_load((ROOT / "analysis/reference/mapping.yaml").read_text())
+                   if t["paper"] == "PEFT" and t["table"] == "MetaMathQA")
+    with open(ROOT / "analysis/reference/papers.csv") as f:
+        reported = {(r["method"], r["r"]): float(r["value"]) * 1e6 for r in csv.DictReader(f)
+                    if r["paper"] == "PEFT" and r["column"] == "params"}
+    out = []
+    for variant, cfg in test_profiles._resolved_runs(config, "math"):
+        role = variant["method"] or "full"
+        rows = [r for r in mapping["rows"] if r["role"] == role
+                and (r.get("r") is None or r["r"] == variant["options"].get("r"))]
+        assert len(rows) == 1, (role, variant["options"].get("r"), rows)
+        out.append((variant, cfg, reported[(rows[0]["method"], str(rows[0].get("r") or ""))]))
+    return out
+
+
+def test_peft_trainable_counts_are_pefts():
+    """Every run of peft_method_comparison counts the trainable parameters PEFT reported for that
+    experiment (to their 4 decimals of a million); the inits that cannot run on the meta device
+    come from training/trainable_counts.json (so planning takes no minutes) and say so."""
+    from training import estimate as E
+
+    base = E.model_config("meta-llama/Llama-3.2-3B")
+    assert base is not None, "Llama-3.2-3B is in estimate.KNOWN"
+    noted = set()
+    for variant, cfg, want in _pmc_runs():
+        P, T, note = E.trainable_count(cfg, base)
+        assert abs(P - 3212.7498e6) < 100, P            # the tied 3.21B of Llama-3.2-3B
+        assert abs(T - want) <= 50 + 1e-6 * want, f"{cfg.method} {variant['options']}: {T}, PEFT reported {want:.0f}"
+        if note:
+            noted.add(cfg.method)
+            assert "extrapolated" in note and cfg.method in note
+            stored = json.loads(E.COUNTS_FILE.read_text())  # planning reads it there, no recount
+            assert stored[E._count_key(cfg, base)]["trainable"] == T
+    assert noted == {"adamss", "boft", "frod", "shira", "unilora"}, noted
+
+
+def test_counting_on_blocks_matches_the_meta_count():
+    """count_on_blocks (real random weights on 1 and 2 blocks, extrapolated) against the exact
+    meta-device count of a method that has both, and against a stored count it made."""
+    from training import estimate as E
+
+    base = E.model_config("meta-llama/Llama-3.2-3B")
+    runs = {cfg.method: (cfg, want) for _, cfg, want in _pmc_runs()}
+    cfg, _ = runs["peft_vera"]  # a shared projection (fixed) plus per-block vectors
+    assert E.count_on_blocks(cfg, base) == E.trainable_count(cfg, base)[1]
+    cfg, want = runs["shira"]
+    counted = E.count_on_blocks(cfg, base)
+    assert counted == json.loads(E.COUNTS_FILE.read_text())[E._count_key(cfg, base)]["trainable"]
+    assert abs(counted - want) <= 50
+
+
+def test_estimate_line_states_how_it_counted():
+    from training import estimate as E
+
+    base = E.model_config("meta-llama/Llama-3.2-3B")
+    runs = {cfg.method: cfg for _, cfg, _ in _pmc_runs()}
+    exact = E.estimate(runs["peft_lora"], base, run="math/lora")
+    assert "extrapolated" not in exact.line() and exact.count_note == ""
+    approx = E.estimate(runs["adamss"], base, run="math/adamss")
+    assert "(counted on 1- and 2-block copies with random weights, extrapolated to 28 blocks" in approx.line()
+    # PEFT keeps adapter weights in fp32 (autocast_adapter_dtype): 4 bytes a trainable value under a bf16 base
+    assert exact.parts["gradients"] == 4 * exact.trainable and exact.parts["optimizer"] == 8 * exact.trainable
+    full = E.estimate(runs[None], base, run="math/full")  # full fine-tuning: the bf16 weights themselves
+    assert full.parts["gradients"] == 2 * full.trainable
+    assert E.estimate(runs["prefix_tuning"], base).trainable == 11_468_800  # the PeftModel's prompt encoder
+
+
 if __name__ == "__main__":
     _child(json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3])

@@ -400,8 +400,12 @@ def test_every_paper_file_is_covered():
 # Transcribed from the papers and their official scripts, not from the profiles; docs/papers.md
 # gives each value with its source. One entry per case of CASES and per task the case trains
 # (test_settings_cover_every_case_and_task asserts it). Keys of an entry:
-#   epochs, seq_len, schedule, warmup_steps | warmup_ratio: TrainConfig values; a (lo, hi) tuple is a
-#       range the paper states (the profile's per-task pick must lie in it, ends included);
+#   epochs | max_steps, seq_len, schedule, warmup_steps | warmup_ratio: TrainConfig values; a (lo, hi)
+#       tuple is a range the paper states (the profile's per-task pick must lie in it, ends included);
+#       a paper that trains by steps gives max_steps where the others give epochs (one of the two is
+#       the run's length, the "epochs" setting of SETTINGS), and every run must stop there;
+#   dtype, max_grad_norm: TrainConfig values, where a source states them;
+#   weight_decay: a number for every run, or {method: value, "*": every other method's};
 #   batch: the effective batch (micro-batch × grad_accum), a number or a (lo, hi) range;
 #   lrs: {method: {rank: [lr, ...]}}, the lr grid each (method, rank) must run, exactly;
 #   lr_in_grid: {method: {rank: lr}}, a per-task lr a source gives, which the grid must contain;
@@ -420,10 +424,16 @@ def test_every_paper_file_is_covered():
 # epochs, batch 8, length 128; RTE 50 epochs, batch 32, length 320; warmup ratio 0.06; src/util.py
 # linear schedule); VeRA arXiv 2310.11454 (lr ranges; E2E follows LoRA's setup) + microsoft/LoRA
 # c4593f0 examples/NLG README (E2E: batch 8, length 512, linear, warmup 500, 5 epochs, lr 2e-4)
-# and examples/NLU/roberta_base_*.sh (the LoRA rows of VeRA's GLUE table, lr per task).
+# and examples/NLU/roberta_base_*.sh (the LoRA rows of VeRA's GLUE table, lr per task); PEFT's
+# method comparison, huggingface/peft 5d602fd method_comparison/MetaMathQA: default_training_params.json
+# (max_steps 5000, batch_size 4, max_seq_length 768, bfloat16, AdamW lr 1e-4 weight_decay 0.1, cosine,
+# warmup int(0.1 × 5000) = 500 steps in run.py, grad_norm_clip 1.0) and each experiment's
+# experiments/<method>/llama-3.2-3B-<name>/training_params.json (its lr; optimizer_kwargs without a
+# weight_decay leave torch's AdamW default 0.01, since they replace the default dict).
 SETTINGS = ("epochs", "seq_len", "batch", "warmup", "schedule")
-_KEYS = {"epochs", "seq_len", "batch", "warmup_steps", "warmup_ratio", "schedule", "lrs", "lr_in_grid",
-         "snapshot_steps", "not_stated"}
+_KEYS = {"epochs", "max_steps", "seq_len", "batch", "warmup_steps", "warmup_ratio", "schedule", "lrs", "lr_in_grid",
+         "snapshot_steps", "not_stated", "dtype", "max_grad_norm", "weight_decay"}
+_LENGTH = {"epochs", "max_steps"}   # the "epochs" setting: how long a run trains
 _MORA = {"lora": {8: [1e-4, 2e-4], 256: [1e-4, 2e-4]}, "mora": {8: [2e-4, 3e-4], 256: [3e-5, 5e-5]}}
 _MORA_TABLE4 = {"mora": {8: [2e-4, 3e-4], 256: [3e-5, 5e-5]}}  # both operator types, Table 1's lrs
 _MILORA = dict(epochs=3, batch=16, warmup_steps=100, schedule="linear")
@@ -436,6 +446,25 @@ _GLUE = ("sst2", "mrpc", "cola", "qnli", "rte", "stsb")
 _E2E = dict(epochs=5, seq_len=512, batch=8, warmup_steps=500, schedule="linear",
             lrs={"lora": {4: [2e-4]}, "vera": {1024: [2e-2]}})
 _MULTILORA_UNSTATED = [*SETTINGS, "lr:lora", "lr:multilora"]
+# PEFT's experiments: {method: {rank: [lr]}} (rank as the resolved options give it: PEFT's defaults
+# for the methods that take no r, e.g. AdaLoRA's r 8 under target_r 32, AdaMSS's 100, GLoRA's 8).
+_PMC_LRS = {
+    "full": {None: [1e-5]}, "peft_lora": {32: [1e-4], 64: [1e-4], 10: [1e-4]}, "rslora": {64: [1e-4]},
+    "dora": {32: [1e-4]}, "adalora": {8: [1e-4]}, "adamss": {100: [1e-4]}, "adaption_prompt": {None: [5e-3]},
+    "beft": {None: [1e-4]}, "boft": {None: [1e-4]}, "c3a": {None: [3e-1]}, "deft": {32: [1e-4]},
+    "delora": {32: [1e-3]}, "fourierft": {None: [1e-4]}, "frod": {None: [1e-4]}, "glora": {8: [1e-4]},
+    "gralora": {32: [2e-4]}, "hira": {32: [4.5e-3]}, "ia3": {None: [1e-3]}, "lily": {896: [1e-4]},
+    "ln_tuning": {None: [1e-4]}, "loha": {32: [1e-4]}, "lokr": {32: [3e-3]}, "miss": {64: [1e-4]},
+    "oft": {32: [1e-4]}, "osf": {None: [5e-5]}, "peanut": {32: [1e-4]}, "prefix_tuning": {None: [1e-3]},
+    "prompt_tuning": {None: [1e-3]}, "psoft": {256: [1e-4]}, "p_tuning": {None: [1e-4]}, "pvera": {256: [3e-3]},
+    "randlora": {32: [1e-4]}, "road": {None: [1e-3]}, "shira": {32: [3e-4]}, "tinylora": {2: [1e-3]},
+    "unilora": {32: [1e-4]}, "vblora": {4: [1e-4]}, "peft_vera": {256: [1e-3]}, "waveft": {None: [1e-4]},
+}
+# Their weight decay: 0.1 (the default dict), torch's 0.01 where an experiment's optimizer_kwargs
+# leave it out, C3A's 1e-5 and HiRA's 0.0 as given.
+_PMC_WEIGHT_DECAY = {"*": 0.1, "c3a": 1e-5, "hira": 0.0, **dict.fromkeys(
+    ["full", "adaption_prompt", "delora", "gralora", "ia3", "osf", "prefix_tuning", "prompt_tuning", "pvera",
+     "road", "shira", "tinylora", "peft_vera"], 0.01)}
 PAPER_SETTINGS = {
     "mora": {"instruct": dict(epochs=2, seq_len=2048, batch=128, warmup_steps=500, schedule="cosine", lrs=_MORA,
                               not_stated=["lr:full"]),
@@ -471,6 +500,10 @@ PAPER_SETTINGS = {
     # MultiLoRA's settings are not public: every setting is the profile's own (MoRA's Tülu recipe).
     "multilora": {"instruct": dict(not_stated=_MULTILORA_UNSTATED)},
     "multilora--config0": {"instruct": dict(not_stated=_MULTILORA_UNSTATED)},
+    # Trained by steps, not epochs.
+    "peft_method_comparison": {"math": dict(max_steps=5000, seq_len=768, batch=4, warmup_steps=500, schedule="cosine",
+                                            dtype="bfloat16", max_grad_norm=1.0, weight_decay=_PMC_WEIGHT_DECAY,
+                                            lrs=_PMC_LRS)},
 }
 DOCS_PAPERS = ROOT / "docs" / "papers.md"
 
@@ -542,8 +575,10 @@ def test_settings_cover_every_case_and_task():
             want, where = have[task], f"{name}/{task}"
             assert not set(want) - _KEYS, f"{where}: unknown keys {sorted(set(want) - _KEYS)}"
             unstated = set(want.get("not_stated", ()))
+            assert len(_LENGTH & set(want)) <= 1, f"{where}: epochs or max_steps, not both"
             for setting in SETTINGS:
-                given = {"warmup_steps", "warmup_ratio"} & set(want) if setting == "warmup" else {setting} & set(want)
+                keys = {"warmup": {"warmup_steps", "warmup_ratio"}, "epochs": _LENGTH}.get(setting, {setting})
+                given = keys & set(want)
                 assert bool(given) != (setting in unstated), (
                     f"{where}: {setting} must be either transcribed or listed in not_stated (not both)")
             grid = _lr_grid(_resolved_runs(config, task))
@@ -571,8 +606,12 @@ def test_profile_settings_are_the_papers(name):
         runs = _resolved_runs(config, task)
         for variant, cfg in runs:
             where = f"{name}/{task}/{variant['method']}"
-            assert cfg.max_steps is None, f"{where}: max_steps={cfg.max_steps}; the paper trains by epochs"
-            for key in ("epochs", "seq_len", "warmup_steps", "warmup_ratio", "schedule", "snapshot_steps"):
+            if "max_steps" in want:
+                assert cfg.max_steps == want["max_steps"], f"{where}: max_steps={cfg.max_steps}, paper {want['max_steps']}"
+            else:
+                assert cfg.max_steps is None, f"{where}: max_steps={cfg.max_steps}; the paper trains by epochs"
+            for key in ("epochs", "seq_len", "warmup_steps", "warmup_ratio", "schedule", "snapshot_steps", "dtype",
+                        "max_grad_norm"):
                 if key in want:
                     assert _matches(getattr(cfg, key), want[key]), f"{where}: {key}={getattr(cfg, key)!r}, paper {want[key]!r}"
             if "warmup_steps" in want and "warmup_ratio" not in want:
@@ -582,6 +621,10 @@ def test_profile_settings_are_the_papers(name):
             if "batch" in want:
                 assert _matches(cfg.batch_size * cfg.grad_accum, want["batch"]), (
                     f"{where}: batch {cfg.batch_size}×{cfg.grad_accum}, paper {want['batch']}")
+            if "weight_decay" in want:
+                decay = want["weight_decay"]
+                decay = decay.get(variant["method"], decay["*"]) if isinstance(decay, dict) else decay
+                assert cfg.weight_decay == decay, f"{where}: weight_decay={cfg.weight_decay}, paper {decay}"
         grid = _lr_grid(runs)
         for method, by_rank in want.get("lrs", {}).items():
             for r, lrs in by_rank.items():

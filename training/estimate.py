@@ -5,8 +5,9 @@
 
 Memory (bytes; P = base parameters, T = trainable parameters, w = bytes of the base `dtype`,
 t = bytes of a trainable tensor: 4 when `precision` is bf16/fp16 (the trainer upcasts trainable
-tensors to fp32) or the base is fp32, else w; a = bytes of an activation: 2 under bf16/fp16
-autocast, else w):
+tensors to fp32), the base is fp32 or the method is PEFT's (get_peft_model's autocast_adapter_dtype
+keeps adapter weights in fp32), else w; a = bytes of an activation: 2 under bf16/fp16 autocast,
+else w):
   weights       P·w + T·t   (full fine-tuning: P·t; the base is the trainable set)
   gradients     T·t
   optimizer     2·T·t       (AdamW's two moments, in the parameter's dtype; no separate fp32 master
@@ -23,6 +24,11 @@ h = hidden size, i = MLP width, V = vocabulary, from the model's config. The per
 were measured on LLaMA blocks (saved tensors of a forward pass, fp32 on CPU) and the total is checked
 against the peak resident-memory growth of a training step of the tiny model and of SmolLM2-135M
 (tests/test_estimate.py); on a GPU add the CUDA context (OVERHEAD_GB).
+
+T is counted on the meta device, exactly (trainable_count). A PEFT method whose init reads the
+weights (AdaMSS, FRoD, SHiRA, BOFT, Uni-LoRA) cannot be built there: it is counted on copies of 1
+and 2 blocks with real random weights and extrapolated to L blocks (count_on_blocks), the line says
+so, and the count is kept (trainable_counts.json here, else the user cache) since it takes minutes.
 
 Tokens: max_steps × batch_size × grad_accum × seq_len when max_steps is set, else
 epochs × examples × seq_len; both upper bounds (rows shorter than seq_len are padded per batch).
@@ -46,6 +52,9 @@ KNOWN = {
     "meta-llama/Meta-Llama-3-8B": ("llama", {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
                                              "num_attention_heads": 32, "num_key_value_heads": 8,
                                              "vocab_size": 128256}),
+    "meta-llama/Llama-3.2-3B": ("llama", {"hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 28,
+                                          "num_attention_heads": 24, "num_key_value_heads": 8, "head_dim": 128,
+                                          "vocab_size": 128256, "tie_word_embeddings": True}),
     "FacebookAI/roberta-base": ("roberta", {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                                             "num_attention_heads": 12, "vocab_size": 50265,
                                             "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1}),
@@ -74,6 +83,13 @@ DATASET_ROWS = {
 # Attention implementations that keep the n·s×s probabilities for backward (no SDPA support).
 EAGER_ATTENTION = {"deberta-v2", "deberta"}
 
+# A config's number of blocks (LLaMA-like, GPT-2, T5-like names).
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+
+# Trainable counts made by count_on_blocks (minutes of SVDs for some PEFT inits), by _count_key:
+# the paper profiles' runs, so that planning them costs nothing; others land in the user cache.
+COUNTS_FILE = Path(__file__).with_name("trainable_counts.json")
+
 
 def model_config(path: str, model_config_kwargs: dict | None = None):
     """The base model's transformers config: on disk / in the HF cache, else the KNOWN table; None."""
@@ -98,32 +114,158 @@ def dims(config) -> dict:
             "V": get("vocab_size"), "model_type": config.model_type}
 
 
-def parameter_counts(cfg, config) -> tuple[int, int]:
-    """(P, T): the base model's parameters (task head included) and what cfg trains, counted on
-    the meta device (no memory: a 7B model in a fraction of a second)."""
+def _build(cfg, config, layers: int | None = None):
+    """The base model of `config` on the meta device (its blocks cut to `layers` when given)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    import adapters
-    from .model import modules_to_save
-
-    classification = cfg.task_kind == "classification"
     kwargs = config.to_dict()
     kind = kwargs.pop("model_type")
-    from transformers import AutoConfig
+    if layers is not None:
+        kwargs[next(k for k in LAYER_KEYS if kwargs.get(k) is not None)] = layers
     config = AutoConfig.for_model(kind, **kwargs)
+    classification = cfg.task_kind == "classification"
     if classification:
         config.num_labels = cfg.num_labels or 2
     auto = AutoModelForSequenceClassification if classification else AutoModelForCausalLM
     with torch.device("meta"):
-        model = auto.from_config(config)
+        return auto.from_config(config)
+
+
+def _apply(cfg, model):
+    """The method on `model`, as the trainer attaches it (training/model.py); the model to count:
+    a PEFT method returns a PeftModel holding what the base does not (a prompt encoder)."""
+    import adapters
+    from .model import modules_to_save
+
+    return adapters.apply(model, cfg.method, cfg.target_modules, modules_to_save=modules_to_save(cfg, model),
+                          **cfg.method_options)
+
+
+def _materialise_blocks(model) -> None:
+    """Real CPU tensors (random, fixed seed) for every parameter but the embedding and output
+    matrices, which stay on the meta device: what an init that reads the weights needs."""
+    import torch
+
+    skip = {id(m) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if id(module) in skip:
+            continue
+        for name, p in list(module.named_parameters(recurse=False)):
+            if p.device.type != "meta":
+                continue
+            data = torch.empty(p.shape, dtype=torch.float32)
+            with torch.no_grad():
+                data.normal_(0.0, 0.02, generator=generator) if data.dim() > 1 else data.fill_(1.0)
+            module._parameters[name] = torch.nn.Parameter(data, requires_grad=p.requires_grad)
+
+
+def _count_key(cfg, config) -> str:
+    """What determines a run's trainable count: the architecture, the method (its YAML's peft:
+    block included), options, targets, the head, and the peft version."""
+    import hashlib
+
+    import adapters
+
+    arch = {k: v for k, v in config.to_dict().items()
+            if k not in ("transformers_version", "_name_or_path", "architectures", "torch_dtype", "dtype")}
+    try:
+        import peft
+        peft_version = peft.__version__
+    except ImportError:
+        peft_version = None
+    what = {"arch": arch, "method": cfg.method, "method_config": adapters.method_config(cfg.method).get("peft"),
+            "options": cfg.method_options, "target_modules": cfg.target_modules,
+            "modules_to_save": cfg.modules_to_save, "task_kind": cfg.task_kind, "num_labels": cfg.num_labels,
+            "peft": peft_version}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _cache_files() -> list[Path]:
+    import os
+
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lorabench" / COUNTS_FILE.name
+    return [COUNTS_FILE, user]
+
+
+def _cached_count(key: str) -> int | None:
+    for path in _cache_files():
+        try:
+            found = json.loads(path.read_text()).get(key)
+        except (OSError, ValueError):
+            continue
+        if found is not None:
+            return int(found["trainable"])
+    return None
+
+
+def _store_count(key: str, trainable: int, what: str, path: Path | None = None) -> None:
+    path = path or _cache_files()[-1]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = json.loads(path.read_text()) if path.is_file() else {}
+        table[key] = {"trainable": trainable, "run": what}
+        path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass  # a read-only home: the count is recomputed next time
+
+
+def count_on_blocks(cfg, config) -> int:
+    """The trainable count of a method whose init PEFT cannot run on the meta device (it reads
+    the weights: AdaMSS's clustering, FRoD's decomposition, SHiRA's mask, BOFT's permutations,
+    Uni-LoRA's index counts): the method on copies of 1 and 2 blocks with real random weights,
+    extrapolated to the model's L blocks as T(1) + (L − 1)·(T(2) − T(1)) (exact when every block
+    adds the same count and what the blocks share is fixed; random weights stand in for the real
+    ones, which only a data-dependent count, AdaMSS's subspaces, could tell apart)."""
+    import adapters
+
+    counts = []
+    for layers in (1, 2):
+        model = _build(cfg, config, layers)
+        _materialise_blocks(model)
+        counts.append(adapters.num_trainable(_apply(cfg, model)))
+    return counts[0] + (dims(config)["L"] - 1) * (counts[1] - counts[0])
+
+
+def trainable_count(cfg, config) -> tuple[int, int, str]:
+    """(P, T, how): the base model's parameters (task head included), what cfg trains, and how T
+    was counted: "" when exactly, on the meta device (no memory: a 7B model in a fraction of a
+    second), else a note (count_on_blocks; its result is kept in COUNTS_FILE or the user cache)."""
+    import adapters
+
+    model = _build(cfg, config)
     total = sum(p.numel() for p in model.parameters())
     if cfg.method is None:
-        return total, total
-    with torch.device("meta"):
-        adapters.apply(model, cfg.method, cfg.target_modules, modules_to_save=modules_to_save(cfg, model),
-                       **cfg.method_options)
-    return total, adapters.num_trainable(model)
+        return total, total, ""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return total, adapters.num_trainable(_apply(cfg, model)), ""
+    except (NotImplementedError, RuntimeError) as error:  # an init that needs data
+        if adapters._registry.get_spec(cfg.method).peft is None:
+            raise
+        reason = f"{type(error).__name__}"
+    key = _count_key(cfg, config)
+    trainable = _cached_count(key)
+    if trainable is None:
+        trainable = count_on_blocks(cfg, config)
+        _store_count(key, trainable, f"{cfg.method} {cfg.method_options} on {cfg.target_modules}")
+    note = (f"counted on 1- and 2-block copies with random weights, extrapolated to {dims(config)['L']} "
+            f"blocks: PEFT's {cfg.method} init cannot run on the meta device ({reason})")
+    return total, trainable, note
+
+
+def parameter_counts(cfg, config) -> tuple[int, int]:
+    """(P, T) of trainable_count."""
+    return trainable_count(cfg, config)[:2]
+
+
+def _is_peft(method: str | None) -> bool:
+    from adapters._registry import get_spec
+
+    return method is not None and get_spec(method).peft is not None
 
 
 def _dropout(cfg) -> float:
@@ -146,6 +288,7 @@ class Estimate:
     tokens: int | None = None
     tokens_formula: str = ""
     settings: dict = field(default_factory=dict)    # the config values the estimate used
+    count_note: str = ""                            # how `trainable` was counted when not exactly
 
     @property
     def total_gb(self) -> float:
@@ -155,25 +298,26 @@ class Estimate:
         s = self.settings
         parts = ", ".join(f"{k} {v / GB:.1f}" for k, v in self.parts.items())
         tokens = f"{self.tokens / 1e6:,.1f}M tokens ({self.tokens_formula})" if self.tokens else self.tokens_formula
+        how = f" ({self.count_note})" if self.count_note else ""
         return (f"{self.run}: ≈ {self.total_gb:.1f} GB peak ({parts}; {self.trainable / 1e6:,.2f}M of "
-                f"{self.params / 1e6:,.0f}M parameters train; {s['dtype']} base, precision {s['precision']}, "
+                f"{self.params / 1e6:,.0f}M parameters train{how}; {s['dtype']} base, precision {s['precision']}, "
                 f"micro-batch {s['batch_size']} × {s['seq_len']} tokens, gradient checkpointing "
                 f"{'on' if s['gradient_checkpointing'] else 'off'}); {tokens}")
 
     def to_dict(self) -> dict:
         return {"run": self.run, "params": self.params, "trainable": self.trainable, "total_gb": round(self.total_gb, 3),
                 **{f"{k}_gb": round(v / GB, 3) for k, v in self.parts.items()}, "tokens": self.tokens,
-                "settings": self.settings}
+                "settings": self.settings, "count_note": self.count_note}
 
 
 def estimate(cfg, config, examples: int | None = None, run: str = "", counts: tuple[int, int] | None = None) -> Estimate:
     """The peak memory and tokens of training run `cfg` (a TrainConfig) on the model `config`."""
     d = dims(config)
     h, i, L, n, V = d["h"], d["i"], d["L"], d["n"], d["V"]
-    P, T = counts or parameter_counts(cfg, config)
+    P, T, note = (*counts, "") if counts else trainable_count(cfg, config)
     w = BYTES.get(cfg.dtype, 4)
     autocast = cfg.precision in ("bf16", "fp16") or (cfg.precision == "auto" and cfg.device == "cuda")
-    t = 4 if autocast or w == 4 else w
+    t = 4 if autocast or w == 4 or _is_peft(cfg.method) else w
     a = 2 if autocast else w
     full = cfg.method is None
     b, s = cfg.batch_size, cfg.seq_len
@@ -199,7 +343,7 @@ def estimate(cfg, config, examples: int | None = None, run: str = "", counts: tu
         tokens, formula = None, f"tokens: {cfg.epochs:g} epochs × (examples unknown until task_data has run) × {s}"
     settings = {k: getattr(cfg, k) for k in ("dtype", "precision", "batch_size", "grad_accum", "seq_len",
                                              "gradient_checkpointing", "method")}
-    return Estimate(run, P, T, parts, tokens, formula, settings)
+    return Estimate(run, P, T, parts, tokens, formula, settings, note)
 
 
 def train_examples(data_dir: str, task: str, data_config: dict | None = None) -> int | None:
