@@ -49,7 +49,7 @@ def numbers(results: Path) -> dict:
                                               for line in path.read_text().splitlines() if line.strip()]
     runs = pd.read_csv(results / "tables" / "runs.csv")
     runs = runs[~runs["metric"].astype(str).map(measured)] if "metric" in runs.columns else runs
-    out["runs.csv"] = runs[[c for c in runs.columns if not measured(c)]].fillna("NaN").to_dict("records")
+    out["runs.csv"] = runs[[c for c in runs.columns if not measured(c)]].astype(object).fillna("NaN").to_dict("records")
     return out
 
 
