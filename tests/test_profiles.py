@@ -13,9 +13,9 @@ every one-line `--config` override a profile's comments document. Each case must
 A Snakemake process spends ~6 s importing torch (the Snakefile imports adapters) before it plans,
 so the dry runs are real `snakemake` command lines run in children forked from one process that
 has done the imports (`_batch_main`), a few at a time; the network is off (HF_*_OFFLINE).
-The SLURM profile is dry-run with `--executor local` (the plugin is not installed here, and
-`executor: slurm` is refused without it); its keys are checked against Snakemake's options and
-the plugin's documented resource names.
+The SLURM profile is dry-run here with `--executor local` (no cluster; tests/test_slurm.py runs it
+on a real one-node cluster); its keys are checked against Snakemake's options and the plugin's
+documented resource names.
 """
 import copy
 import importlib.util
@@ -654,8 +654,8 @@ def _rule_names() -> set[str]:
 
 
 def test_slurm_profile_keys():
-    """The plugin is not installed here, so `executor: slurm` cannot be parsed: check the keys
-    against Snakemake's command-line options and the plugin's documented resource names."""
+    """Every key of the profile is a Snakemake command-line option (the plugin's own included), and
+    every resource one the plugin documents (tests/test_slurm.py submits with it for real)."""
     from snakemake.cli import get_argument_parser
 
     profile = yaml.safe_load((SLURM / "config.v8+.yaml").read_text())
