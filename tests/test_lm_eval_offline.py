@@ -18,6 +18,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evaluation import run
 from evaluation.lm_eval_data import leaf_tasks, with_local_data
+from evaluation.peft_benchmark import evaluation_tokenizer
 from evaluation.suite_tasks import TASKS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ METRICS = {
     # the papers' protocols (evaluation/tasks/paper/)
     "mmlu_5shot": "acc,none", "metamath_gsm8k": "exact_match,none", "metamath_math": "exact_match,none",
     "llmadapters_commonsense": "acc,none",
+    "peft_gsm8k": "accuracy,none", "peft_wiki_loss": "wiki_loss,none",  # PEFT's MetaMathQA benchmark
 }
 
 
@@ -90,13 +92,15 @@ def test_the_mapping_covers_every_task_of_every_paper_profile(task_manager):
 
 
 @pytest.fixture(scope="module")
-def loaded(local):
+def loaded(local, lm):
     """Every profile task (but the medical MMLU subjects, subtasks of mmlu) and hendrycks_math,
-    built from the local files once: {"tasks", "groups", "group_map"} as TaskManager.load gives."""
-    return local.load(sorted(profile_tasks() - set(MEDICAL_MMLU)) + ["hendrycks_math"])
+    built from the local files once: {"tasks", "groups", "group_map"} as TaskManager.load gives.
+    peft_wiki_loss cuts its rows with the evaluated model's tokenizer, as evaluate_run hands it."""
+    with evaluation_tokenizer(lm[1]):
+        return local.load(sorted(profile_tasks() - set(MEDICAL_MMLU)) + ["hendrycks_math"])
 
 
-def test_every_profile_task_loads_its_local_rows(loaded, local):
+def test_every_profile_task_loads_its_local_rows(loaded, local, lm):
     """Each task builds from the local files: its rows, and only its own subject's rows."""
     tasks = loaded["tasks"]
     for group in ("mmlu", "mmlu_5shot", "minerva_math", "metamath_math"):
@@ -112,9 +116,10 @@ def test_every_profile_task_loads_its_local_rows(loaded, local):
     for name, split in [("gsm8k", "test"), ("boolq", "validation"), ("winogrande", "validation"),
                         ("hellaswag", "validation"), ("arc_challenge", "test"), ("ifeval", "train")]:
         assert len(tasks[name].eval_docs) == len((HUB / name / f"{split}.jsonl").read_text().splitlines())
-    for name, task in tasks.items():  # every task builds its prompt from a local row
-        assert task.config.dataset_path == "json", name
-        assert task.doc_to_text(list(task.eval_docs)[0]) is not None, name
+    with evaluation_tokenizer(lm[1]):  # peft_wiki_loss reads its rows with the model's tokenizer
+        for name, task in tasks.items():  # every task builds its prompt from a local row
+            assert task.config.dataset_path == "json", name
+            assert task.doc_to_text(list(task.eval_docs)[0]) is not None, name
 
 
 def top_level(loaded) -> list:
@@ -130,11 +135,12 @@ def test_profile_tasks_score_offline_in_one_call(loaded, local, lm, which):
     tasks = top_level(loaded) if which == "profiles" else MEDICAL_MMLU
     names = sorted(profile_tasks() - set(MEDICAL_MMLU)) + ["hendrycks_math"] if which == "profiles" else MEDICAL_MMLU
     model, tokenizer = lm
-    output = simple_evaluate(
-        model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=16), tasks=tasks,
-        task_manager=local, limit=2, bootstrap_iters=0, log_samples=False,
-        gen_kwargs={"max_gen_toks": 8},
-    )
+    with evaluation_tokenizer(tokenizer):
+        output = simple_evaluate(
+            model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=16), tasks=tasks,
+            task_manager=local, limit=2, bootstrap_iters=0, log_samples=False,
+            gen_kwargs={"max_gen_toks": 8},
+        )
     results = output["results"]
     for name in names:
         value = results[name][METRICS[name]]
