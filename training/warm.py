@@ -81,11 +81,9 @@ def handoff(sm) -> None:
     if not enabled(sm):
         return
     try:
-        conn = _connect(start=True)
+        conn = _connect()
     except OSError as error:
         print(f"warm start unavailable ({error}); running the job in its own process", file=sys.stderr)
-        return
-    if conn is None:
         return
     script = os.path.abspath(sys.argv[0])
     message = {"script": script, "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ),
@@ -131,10 +129,11 @@ def socket_path() -> Path:
     return Path(tempfile.gettempdir()) / f"lorabench-warm-{os.getuid()}-{digest}.sock"
 
 
-def _connect(start: bool) -> socket.socket | None:
+def _connect() -> socket.socket:
+    """A connection to this environment's server, started first where none listens (OSError if it cannot)."""
     path = socket_path()
     conn = _try_connect(path)
-    if conn is not None or not start:
+    if conn is not None:
         return conn
     # One job starts the server; the others wait on the lock, then connect to it.
     with open(f"{path}.lock", "w") as lock:
