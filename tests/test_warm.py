@@ -33,7 +33,8 @@ if mode == "raise":
     raise ValueError("boom from the job")
 if mode == "wait":
     signal.signal(signal.SIGTERM, lambda *_: (open("got_term", "w").close(), sys.exit(143)))
-    open("pid", "w").write(str(os.getpid()))
+    open("pid.tmp", "w").write(str(os.getpid()))
+    os.replace("pid.tmp", "pid")                     # whole, so the test never reads it half-written
     time.sleep(120)
 sys.exit(int(os.environ.get("CODE", "0")))
 """
