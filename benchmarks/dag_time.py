@@ -6,7 +6,11 @@
 Each mode runs the whole DAG in its own empty working directory (a copy of config/ and .test/), then
 a second, no-op `snakemake` there (nothing to do: its wall time is the planning alone). Per stage:
 jobs, the sum of the jobs' wall times and the stage's span, read from Snakemake's log (the same
-parser as `analysis.publish`). With two modes, every number both runs produced (metrics, losses,
+parser as `analysis.publish`), and the work inside them as the jobs themselves timed it (training
+loops: `train_time_s` of each train_summary.json; scoring: `eval_seconds` of each eval json): job-s
+minus work-s is what start-up, loading and writing still cost. The floor below which this DAG
+cannot go on these cores without less work: the serial stages' spans plus the parallel stages'
+work divided by the cores. With two modes, every number both runs produced (metrics, losses,
 tables; speeds and memory left out) is compared: the speed-up must change none.
 """
 from __future__ import annotations
@@ -73,23 +77,48 @@ def run(profile: str, mode: str, cores: int) -> dict:
     jobs = parse_snakemake_log(log.read_text())
     results = next(p for p in (work / "results").iterdir() if (p / "tables" / "runs.csv").exists())
     return {"work": work, "wall": total, "noop": noop, "jobs": len(jobs), "stages": stage_times(jobs),
-            "numbers": numbers(results)}
+            "work_s": work_seconds(results), "numbers": numbers(results)}
 
 
-def table(runs: dict) -> str:
+def work_seconds(results: Path) -> dict:
+    """Per stage, the seconds the jobs spent on their work, as they timed it themselves."""
+    def total(pattern, get):
+        return sum(get(json.loads(p.read_text())) or 0 for p in results.glob(pattern))
+    return {"base_model": total("base_model/train_summary.json", lambda d: d.get("train_time_s")),
+            "train": total("runs/*/*/seed*/train_summary.json", lambda d: d.get("train_time_s")),
+            "evaluate": total("runs/*/*/seed*/eval*.json", lambda d: d.get("lorabench", {}).get("eval_seconds"))
+            + total("base_eval/*/eval.json", lambda d: d.get("lorabench", {}).get("eval_seconds"))}
+
+
+def floor(run: dict, cores: int) -> float:
+    """Serial stages' spans + the parallel stages' (train, evaluate) own work over the cores."""
+    parallel = ("train", "evaluate")
+    serial = sum(s["span_seconds"] for s in run["stages"] if s["stage"] not in parallel)
+    return serial + sum(run["work_s"].get(stage, 0) for stage in parallel) / cores
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+
+
+def table(runs: dict, cores: int) -> str:
     modes = list(runs)
     stages = list(dict.fromkeys(s["stage"] for r in runs.values() for s in r["stages"]))
-    head = "| stage | " + " | ".join(f"{m}: jobs | {m}: job-s | {m}: span s" for m in modes) + " |"
-    lines = [head, "|---|" + "---:|" * (3 * len(modes))]
+    head = "| stage | " + " | ".join(f"{m}: jobs | {m}: job-s | {m}: work-s | {m}: span s" for m in modes) + " |"
+    lines = [head, "|---|" + "---:|" * (4 * len(modes))]
     for stage in stages:
         cells = []
         for m in modes:
             s = next((x for x in runs[m]["stages"] if x["stage"] == stage), None)
-            cells += [str(s["jobs"]), str(s["job_seconds"]), str(s["span_seconds"])] if s else ["–"] * 3
+            work = runs[m]["work_s"].get(stage)
+            cells += ([str(s["jobs"]), str(s["job_seconds"]), "–" if work is None else f"{work:.0f}",
+                       str(s["span_seconds"])] if s else ["–"] * 4)
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     lines.append("| **whole DAG (wall)** | " + " | ".join(
-        f"{r['jobs']} | | **{r['wall'] // 60:.0f} min {r['wall'] % 60:.0f} s**" for r in runs.values()) + " |")
-    lines.append("| no-op rerun (wall) | " + " | ".join(f" | | {r['noop']:.1f} s" for r in runs.values()) + " |")
+        f"{r['jobs']} | | | **{minutes(r['wall'])}**" for r in runs.values()) + " |")
+    lines.append(f"| floor: serial spans + train/evaluate work ÷ {cores} cores | " + " | ".join(
+        f" | | | {minutes(floor(r, cores))}" for r in runs.values()) + " |")
+    lines.append("| no-op rerun (wall) | " + " | ".join(f" | | | {r['noop']:.1f} s" for r in runs.values()) + " |")
     return "\n".join(lines)
 
 
@@ -102,7 +131,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the working directories")
     args = parser.parse_args(argv)
     runs = {mode: run(args.profile, mode, args.cores) for mode in args.modes}
-    text = f"{args.profile}, --cores {args.cores}, {os.cpu_count()} CPUs\n\n{table(runs)}\n"
+    text = f"{args.profile}, --cores {args.cores}, {os.cpu_count()} CPUs\n\n{table(runs, args.cores)}\n"
     if len(runs) == 2:
         first, second = (r["numbers"] for r in runs.values())
         differing = sorted(k for k in first.keys() | second.keys() if first.get(k) != second.get(k))
