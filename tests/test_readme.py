@@ -318,7 +318,8 @@ def check_prose(title: str, lines: list[str]) -> list[str]:
                 problems.append(f"README {title!r}: '{moved} of {total} cells moved' is no rerun's count in "
                                 f"{', '.join(folders)}/spread.csv: {sorted(cells_moved(folders))}")
         pool = text_pool([f"results/published/{f}" for f in folders] + SOURCE.findall(text))
-        for n in numbers(re.sub(r"`[^`]*`|\b[0-9a-f]{7}\b", "", paragraph)):
+        checked = re.sub(r"\d+ jobs in \d+ min \d+ s", "", normalise(paragraph))  # its timing: checked above
+        for n in numbers(re.sub(r"`[^`]*`|\b[0-9a-f]{7}\b", "", checked)):
             if not any(matches(n, v) for v in pool):
                 problems.append(f"README {title!r}: {n} in the prose is in none of its sources: {paragraph[:80]!r}…")
     return problems
@@ -378,7 +379,7 @@ FALSE_EDITS = {
     "largest move 21.0 → 2.0": ("| 2.0 | 21.0 | lora |", "| 2.0 | 2.0 | lora |"),
     "uuid 5.5 → 5.0": ("| 5.5 | 77,104 |", "| 5.0 | 77,104 |"),
     "math base 1 → 2": ("| 78,848 = 79,072 | 12 | 1 |", "| 78,848 = 79,072 | 12 | 2 |"),
-    "a prose duration 49 min 46 s → 39 min 46 s": ("40 jobs in 49 min 46 s", "40 jobs in 39 min 46 s"),
+    "a prose duration 69 min 15 s → 59 min 15 s": ("48 jobs in 69 min 15 s", "48 jobs in 59 min 15 s"),
     "a Performance ratio 1.10× → 1.01×": ("| MoRA type 6 | 154,288 | 1.10× |", "| MoRA type 6 | 154,288 | 1.01× |"),
     "a verdict in a claim's numbers (holds) → (does not hold)": (
         "live rank 224 → 103–111 in every run (holds)", "live rank 224 → 103–111 in every run (does not hold)"),
