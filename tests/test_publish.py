@@ -175,7 +175,8 @@ def test_committed_spread_md_is_what_its_committed_csvs_give(tmp_path):
     spread.rebuild(folder)
     assert (folder / "spread.md").read_text() == (PUBLISHED / "tiny" / "spread.md").read_text()
     text = (folder / "spread.md").read_text()
-    assert "with uncommitted changes" in text and "8d6b69f, 3578143, 137ffa3" in text   # every commit, and the dirty tree
+    assert "`tiny`: commit b671675," in text and "`tiny_avx2`: commit 260431a," in text   # each run's commit
+    assert "uncommitted" not in text                                                     # both trees were clean
 
 
 @pytest.mark.parametrize("profile", ["tiny", "replication", "real"])
