@@ -165,8 +165,12 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
     done = runs[runs["status"].eq("ok") & runs["variant"].ne("base")].drop_duplicates("run_dir")
     rows, curves, notes = [], [], []
     init_changes = {}  # an SVD split is deterministic: one measurement per base model and config
+    peft = set(adapters.peft_methods())
     for run in done.to_dict("records"):
         adapter_dir = Path(run["run_dir"]) / "adapter"
+        if run["method"] in peft:  # a PEFT method (adapters.peft_method): none of the suite's adapted layers to read ΔW from
+            notes.append(f"{run['run_dir']}: no adapted layer of the suite's to measure (a PEFT method)")
+            continue
         if not (adapter_dir / "adapter_config.json").is_file():
             notes.append(f"{run['run_dir']}: no adapter/ to measure")
             continue
@@ -176,8 +180,8 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
             notes.append(f"{run['run_dir']}: base model not found (pass --base-model)")
             continue
         deltas = adapter_deltas(load_base(path, adapter_dir), adapter_dir)
-        if not deltas:  # a PEFT method (adapters.peft_method): none of the suite's adapted layers to read ΔW from
-            notes.append(f"{run['run_dir']}: no adapted layer of the suite's to measure (a PEFT method)")
+        if not deltas:
+            notes.append(f"{run['run_dir']}: no adapted layer of the suite's to measure")
             continue
         summary = spectrum_summary(deltas, top_k)
         measured = {"effective_rank": (settings.SPECTRUM_SOURCE, summary["effective_rank"]),

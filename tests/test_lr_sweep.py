@@ -157,7 +157,22 @@ def test_dry_run_plans_the_sweep_before_the_runs_it_sets(tmp_path):
     assert chosen <= set(aggregate["input"])
 
 
+def test_a_relative_grid_is_each_variants_own_lr_times_the_factors(tmp_path):
+    """lora brings 2e-4 (config/methods/lora.yaml), mora6 3e-4 (mora.yaml); the test profile's
+    variant_train does not move the anchor. An explicit grid entry wins over the relative one."""
+    work, env = make_workdir(tmp_path)
+    configfile = with_sweep(work, {"relative": {"variants": "all", "factors": [1, "3", 10]},
+                                   "grid": {"mora6": [1.0e-3, 2.0e-3]}, "tasks": ["sst2"]})
+    result = snakemake(work, "-n", "--cores", "1", "--configfile", configfile, env_extra=env)
+    trials = sorted(o for b in job_blocks(result.stdout) if b["rule"] == "sweep_train" for o in b["output"])
+    assert trials == sorted([f"results/test/sweep/sst2/lora/lr{lr}/train_summary.json" for lr in ("0.0002", "0.0006", "0.002")]
+                            + [f"results/test/sweep/sst2/mora6/lr{lr}/train_summary.json" for lr in ("0.001", "0.002")])
+
+
 @pytest.mark.parametrize("lr_sweep, message", [
+    ({"relative": {"factors": [1, 0]}}, "lr_sweep.relative.factors: values must be > 0, got 0"),
+    ({"relative": {"factors": [1, 1.0]}}, "lr_sweep.relative.factors: [1, 1.0] lists a factor twice"),
+    ({"relative": {"variants": ["nora"], "factors": [1, 3]}}, "lr_sweep.relative.variants: unknown ['nora']"),
     ({"grid": {"nora": [1.0e-3, 1.0e-2]}}, "lr_sweep.grid: unknown variant 'nora'; known:"),
     ({"grid": {"lora": [1.0e-3, 1.0e-2]}, "tasks": ["e2e"]},
      "lr_sweep.tasks: ['e2e'] not trained by this profile (trained: sst2, uuid)"),

@@ -368,25 +368,55 @@ def final_outputs():
 
 
 # --- learning-rate sweep (config `lr_sweep`; rules in sweep.smk) ---------------------------------
-def _sweep_lr(variant, value):
-    """One grid entry as a float: YAML 1.1 reads `3e-3` (no dot) as a string."""
+def _sweep_lr(where, value):
+    """One grid entry (or factor) as a float: YAML 1.1 reads `3e-3` (no dot) as a string."""
     try:
         lr = float(value)
     except ValueError:
-        raise ValueError(f"config lr_sweep.grid.{variant}: {value!r} is not a learning rate; "
+        raise ValueError(f"config lr_sweep.{where}: {value!r} is not a number; "
                          "write numbers such as 3.0e-4") from None
     if not lr > 0:
-        raise ValueError(f"config lr_sweep.grid.{variant}: learning rates must be > 0, got {value!r}")
+        raise ValueError(f"config lr_sweep.{where}: values must be > 0, got {value!r}")
     return lr
 
 
-def _sweep_grid():
-    """{variant: sorted lrs}; a variant the profile does not train is simply not swept."""
+def own_lr(variant):
+    """The lr a variant brings along: its own definition's train.lr, else its method YAML's, before
+    any profile scales it (the anchor of `lr_sweep.relative`); None where neither sets one."""
+    own = (VARIANTS[variant]["train"] or {}).get("lr")
+    if own is None:
+        own = (adapters.method_config(VARIANTS[variant]["method"]).get("train") or {}).get("lr")
+    return None if own is None else float(own)
+
+
+def _relative_grid():
+    """`lr_sweep.relative`: {variant: its own lr × each factor, to 3 significant digits}."""
+    relative = config["lr_sweep"].get("relative")
+    if not relative:
+        return {}
+    factors = [_sweep_lr("relative.factors", f) for f in relative["factors"]]
+    if len(set(factors)) < len(factors):
+        raise ValueError(f"config lr_sweep.relative.factors: {relative['factors']} lists a factor twice; drop the repeat")
+    wanted = relative.get("variants", "all")
+    wanted = USED_VARIANTS if wanted == "all" else _select("lr_sweep.relative.variants", wanted, VARIANTS)
     grid = {}
+    for variant in wanted:
+        anchor = own_lr(variant)
+        if anchor is None:
+            raise ValueError(f"config lr_sweep.relative: variant {variant!r} has no lr of its own ({variant_source(variant)} "
+                             "and its method YAML set no train.lr); give it one there or an lr_sweep.grid entry")
+        grid[variant] = sorted({float(f"{anchor * f:.3g}") for f in factors})
+    return grid
+
+
+def _sweep_grid():
+    """{variant: sorted lrs}; a variant the profile does not train is simply not swept. An explicit
+    `grid` entry wins over `relative`."""
+    grid = _relative_grid()
     for variant, values in config["lr_sweep"]["grid"].items():
         if variant not in VARIANTS:
             raise ValueError(f"config lr_sweep.grid: unknown variant {variant!r}; known: {', '.join(sorted(VARIANTS))}")
-        lrs = [_sweep_lr(variant, v) for v in values]
+        lrs = [_sweep_lr(f"grid.{variant}", v) for v in values]
         if len(set(lrs)) < len(lrs):
             raise ValueError(f"config lr_sweep.grid.{variant}: {values} lists a learning rate twice; drop the repeat")
         grid[variant] = sorted(lrs)
