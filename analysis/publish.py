@@ -230,6 +230,12 @@ def write_index(published: Path) -> Path:
         if headline.is_file():
             body = headline.read_text().split("\n", 1)[1]          # drop its title
             parts.append(body.replace("\n## ", "\n### "))
+        board = folder / "tables" / "leaderboard.md"
+        tally = next((line for line in board.read_text().splitlines() if line.startswith("Better than LoRA:")),
+                     None) if board.is_file() else None
+        if tally:
+            parts.append(f"\nEvery method against LoRA, with 95% CIs: [`{folder.name}/tables/leaderboard.md`]"
+                         f"({folder.name}/tables/leaderboard.md). {tally}\n")
         if (folder / "spread.md").is_file():
             parts.append(f"\nHow much these numbers move on a rerun: [`{folder.name}/spread.md`]({folder.name}/spread.md).\n")
     return write_text(published / "README.md", "\n".join(parts))

@@ -357,6 +357,26 @@ def test_leaderboard_ranks_and_compares_each_method_with_lora_by_seed():
     assert board.loc["single", "95% CI (min–max if n = 2)"] == "—" and board.loc["single", "test"] == "none (n=1)"
 
 
+def test_leaderboard_plot_draws_every_method_but_lora_best_at_the_top(tmp_path):
+    from analysis.leaderboard import COLUMNS, leaderboard, plotted_rows, write_leaderboard
+
+    values = {"lora": [0.80, 0.82, 0.84], "better": [0.90, 0.93, 0.94], "same": [0.79, 0.85, 0.83],
+              "worse": [0.60, 0.61, 0.65], "base": [0.5]}
+    runs = _board_runs(values, {"lora": 100, "better": 200, "same": 10, "worse": 50, "base": 0})
+    summary = tables.aggregate(runs)
+    rows = plotted_rows(leaderboard(runs, summary), "sst2")
+    assert list(rows["variant"]) == ["worse", "same", "better"]            # bottom to top
+    assert list(rows["verdict"]) == ["worse", "tie", "better"]
+    assert all(low < delta < high for delta, low, high in zip(rows["_delta"], rows["_low"], rows["_high"]))
+    paths = write_leaderboard(runs, summary, tmp_path, "test")
+    assert tmp_path / "plots" / "leaderboard_sst2.png" in paths and (tmp_path / "plots" / "leaderboard_sst2.png").stat().st_size > 5000
+    assert list(pd.read_csv(tmp_path / "tables" / "leaderboard.csv").columns) == COLUMNS   # the numbers stay out
+    # lower is better (perplexity): the lowest Δ is the best, at the top
+    ppl = _board_runs({"lora": [30.0, 31.0, 29.0], "milora": [20.0, 21.0, 19.5], "vera": [40.0, 41.0, 42.0]},
+                      {"lora": 8, "milora": 8, "vera": 1}, metric="word_perplexity", task="cpt_domain")
+    assert list(plotted_rows(leaderboard(ppl, tables.aggregate(ppl)), "cpt_domain")["variant"]) == ["vera", "milora"]
+
+
 def test_leaderboard_where_lower_is_better():
     from analysis.leaderboard import leaderboard
 

@@ -5,6 +5,7 @@ test_workflow.py (it needs that module's finished run)."""
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -179,7 +180,7 @@ def test_committed_spread_md_is_what_its_committed_csvs_give(tmp_path):
     assert "uncommitted" not in text                                                     # both trees were clean
 
 
-@pytest.mark.parametrize("profile", ["tiny", "replication", "real"])
+@pytest.mark.parametrize("profile", ["tiny", "replication", "real", "zoo"])
 def test_committed_published_folder_is_complete_and_small(profile):
     folder = PUBLISHED / profile
     info = json.loads((folder / "provenance.json").read_text())
@@ -213,3 +214,17 @@ def test_notebook_opens_the_published_results_with_no_run():
     assert "results/published/tiny" in shown and "trained at" in shown
     headline_md = (PUBLISHED / "tiny" / "tables" / "headline.md").read_text()
     assert "Best method per task" in shown and headline_md.splitlines()[-1][:40] in shown
+
+
+def test_the_index_links_each_profiles_leaderboard_with_its_tally(tmp_path):
+    from analysis.publish import write_index
+
+    shutil.copytree(PUBLISHED / "tiny", tmp_path / "tiny")
+    shutil.copytree(PUBLISHED / "real", tmp_path / "real")
+    (tmp_path / "real" / "tables" / "leaderboard.md").unlink()        # a profile without one: no line
+    text = write_index(tmp_path).read_text()
+    tally = (PUBLISHED / "tiny" / "tables" / "leaderboard.md").read_text().splitlines()[-1]
+    assert tally.startswith("Better than LoRA:")
+    assert (f"Every method against LoRA, with 95% CIs: [`tiny/tables/leaderboard.md`](tiny/tables/leaderboard.md). "
+            f"{tally}") in text
+    assert text.count("Every method against LoRA") == 1

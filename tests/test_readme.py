@@ -28,7 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-RESULTS_SECTIONS = ("What the tiny profile does", "Replication:", "A real pretrained model", "Performance")
+RESULTS_SECTIONS = ("What the tiny profile does", "Replication:", "A real pretrained model", "The zoo", "Performance")
 NUMBER = re.compile(r"(?:(?<!\w)[-+])?\d+(?:\.\d+)?(?:e[-+]?\d+)?")   # SST-2 is 2, not -2
 SOURCE = re.compile(r"`((?:results/published|benchmarks/results)/[^`]+)`")
 
@@ -162,6 +162,9 @@ SPREAD_TASKS = View(pick=lambda t: t.heading.startswith("Per task"), key=("task"
                              "best method": "best method"})
 CLAIMS = View(pick=lambda t: t.header[:1] == ["claim"] and "statement" in t.header, key=("claim", "claim"),
               readme_key=claim_key, columns={"verdict": "verdict"})
+LEADERBOARD = View(pick=lambda t: "Δ vs LoRA" in t.header, key=("variant", "variant"),
+                   columns={c: c for c in ("rank", "metric", "n", "mean", "95% CI (min–max if n = 2)", "trainable params",
+                                           "Δ vs LoRA", "Δ 95% CI", "test", "verdict")})
 VERBATIM = "verbatim"
 
 SPECS: dict[tuple[str, ...], tuple[str, View | str]] = {
@@ -171,6 +174,7 @@ SPECS: dict[tuple[str, ...], tuple[str, View | str]] = {
     ("results/published/tiny/spread.md", "task", "metric", "cells moved"): ("view", SPREAD_TASKS),
     ("results/published/replication/replication.md", "claim", "verdict", "numbers"): ("claims", CLAIMS),
     ("results/published/real/replication.md", "claim", "verdict", "numbers"): ("claims", CLAIMS),
+    ("results/published/zoo/tables/leaderboard.md", "rank", "variant"): ("view", LEADERBOARD),
     ("benchmarks/results/adapters_speed_cpu.md", "method", "trainable"): ("verbatim", VERBATIM),
     ("benchmarks/results/job_startup_cpu.md", "phase", "train job (s)"): ("verbatim", VERBATIM),
     ("benchmarks/results/job_startup_cpu.md", "job", "cold (s)"): ("verbatim", VERBATIM),

@@ -39,7 +39,7 @@ def readme_commands() -> dict[str, list[str]]:
 
 COMMANDS = readme_commands()
 # profile → its published folder (the job count its run logged)
-PUBLISHED = {"config/replication.yaml": "replication", "config/real.yaml": "real", None: "tiny"}
+PUBLISHED = {"config/replication.yaml": "replication", "config/real.yaml": "real", "config/zoo.yaml": "zoo", None: "tiny"}
 
 
 def _dry_args(args: list[str]) -> list[str]:
@@ -58,7 +58,8 @@ def planned(tmp_path_factory):
 def test_the_readme_shows_the_commands_a_user_runs():
     profiles = [a for args in COMMANDS.values() for a in args if a.endswith(".yaml")]
     assert any(args == ["--cores", "all"] for args in COMMANDS.values()), "the Quick start's DAG"
-    for wanted in ("config/replication.yaml", "config/real.yaml", "config/paper/mora.yaml", "config/paper/sora.yaml"):
+    for wanted in ("config/replication.yaml", "config/real.yaml", "config/zoo.yaml", "config/paper/mora.yaml",
+                   "config/paper/sora.yaml"):
         assert wanted in profiles, wanted
 
 
