@@ -165,7 +165,7 @@ def _analyse(results_dir: Path, out: Path, spectra: bool, paper_model: str | Non
 
 def publish(results_dir: str | Path, out_dir: str | Path | None = None, reruns: list[Path] = (),
             log_path: Path | None = None, spectra: bool = True, paper_model: str | None = None,
-            reuse: bool = False) -> Path:
+            reuse: bool = False, top_ups: list[Path] = ()) -> Path:
     results_dir = Path(results_dir)
     if not (results_dir / "runs").is_dir():
         raise SystemExit(f"{results_dir}: no runs/ folder — run `snakemake --cores all` for this profile first")
@@ -179,6 +179,8 @@ def publish(results_dir: str | Path, out_dir: str | Path | None = None, reruns: 
         analysed_main = _analyse(results_dir, tmp / "analysed", spectra, paper_model, reuse)
         _select(analysed_main, staging)
         info = provenance(results_dir, log_path)
+        if top_ups:  # later invocations that completed the same results folder (e.g. after widening a grid)
+            info["timing"]["top_ups"] = [run_timing(path) for path in top_ups]
         info["analysis"] = ("the run's own aggregate job" if reuse
                             else "run again at publishing, with the verdict settings the run recorded")
         if reruns:
@@ -208,6 +210,9 @@ def _provenance_line(info: dict) -> str:
     commits = ", ".join((c or "?")[:7] for c in trained.get("git_commits", []))
     wall = timing.get("wall_seconds")
     wall_text = f"{wall // 60} min {wall % 60:02d} s, {timing.get('jobs')} jobs" if wall else "wall time unknown"
+    for top_up in timing.get("top_ups", []):
+        wall_text += f"; then {top_up.get('jobs')} jobs in {(top_up.get('wall_seconds') or 0) // 60} min " \
+                     f"{(top_up.get('wall_seconds') or 0) % 60:02d} s to complete it"
     cpu = machine.get("cpu_model") or info.get("published", {}).get("cpu_model", "?")
     return (f"trained at commit {commits} on {machine.get('cpu_count', '?')} × {cpu} "
             f"({machine.get('platform', '?')}), {'/'.join(map(str, trained.get('threads_per_job') or ['?']))} "
@@ -248,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun", type=Path, action="append", default=[],
                         help="another finished run of the same profile (other machine / threads): adds spread.md")
     parser.add_argument("--log", type=Path, help="the run's Snakemake log (default: the newest full run's in .snakemake/log)")
+    parser.add_argument("--top-up", type=Path, action="append", default=[],
+                        help="the Snakemake log of a later invocation that completed the same run (a widened lr "
+                             "grid, say); recorded as timing.top_ups, the full run's timing stays --log's")
     parser.add_argument("--no-spectra", action="store_true", help="skip the measurements that load models")
     parser.add_argument("--paper-model", help="as `python -m analysis --paper-model` (a profile with base_model.name)")
     parser.add_argument("--reuse-analysis", action="store_true",
@@ -267,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(map(str, written)))
         return 0
     out = publish(args.results, args.out, args.rerun, args.log, spectra=not args.no_spectra, paper_model=args.paper_model,
-                  reuse=args.reuse_analysis)
+                  reuse=args.reuse_analysis, top_ups=args.top_up)
     print(f"published {args.results} → {out}")
     return 0
 

@@ -39,7 +39,9 @@ def readme_commands() -> dict[str, list[str]]:
 
 COMMANDS = readme_commands()
 # profile → its published folder (the job count its run logged)
-PUBLISHED = {"config/replication.yaml": "replication", "config/real.yaml": "real", "config/zoo.yaml": "zoo", None: "tiny"}
+# (config/zoo.yaml is not here: its published run was completed by two later invocations after its
+# grids were widened, so its first log counts fewer jobs than the profile now plans; README says so.)
+PUBLISHED = {"config/replication.yaml": "replication", "config/real.yaml": "real", None: "tiny"}
 
 
 def _dry_args(args: list[str]) -> list[str]:

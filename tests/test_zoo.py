@@ -2,7 +2,7 @@
 
 The profile is planned whole (every method: 5 sweep runs, 3 seeds) and executed at CPU-test scale:
 the profile's own files with an overlay that shrinks the model (.test's minute base model), the
-data, the steps, the seeds (2), the grid (2 factors) and the variants (one of each kind: ours, a
+data, the steps, the seeds (2), the relative grid (2 factors) and the variants (one of each kind: ours, a
 PEFT LoRA variant, a prompt method that is evaluated unmerged, IA³, the three YAMLs the zoo resizes,
 and full fine-tuning). The published run is results/published/zoo/ (README, "The zoo").
 """
@@ -53,6 +53,13 @@ def own_lr(config: dict, variant: str) -> float:
     return float(own if own is not None else adapters.method_config(method)["train"]["lr"])
 
 
+def tried(config: dict, variant: str) -> set[float]:
+    """The lrs the CPU-test-scale run sweeps for `variant`: the zoo's explicit grid, else own lr × 1, 10."""
+    if variant in config["lr_sweep"]["grid"]:
+        return {float(lr) for lr in config["lr_sweep"]["grid"][variant]}
+    return {float(f"{own_lr(config, variant) * f:.3g}") for f in (1, 10)}
+
+
 def test_the_zoo_has_every_method_of_the_suite():
     """Every method YAML of config/methods/ (ours, PEFT's, full fine-tuning) and every variant of
     ours, once each: a new method YAML fails here until the zoo runs it."""
@@ -66,7 +73,7 @@ def test_the_zoo_has_every_method_of_the_suite():
     assert len(variants) == 54 and len(adapters.peft_methods()) == 45
 
 
-def test_the_dry_run_plans_every_method_at_five_lrs_and_three_seeds(tmp_path):
+def test_the_dry_run_plans_every_method_at_its_lrs_and_three_seeds(tmp_path):
     work, env = make_workdir(tmp_path)
     result = snakemake(work, "-n", "--cores", "2", "--configfile", "config/zoo.yaml", env_extra=env)
     config = _resolved()
@@ -76,8 +83,14 @@ def test_the_dry_run_plans_every_method_at_five_lrs_and_three_seeds(tmp_path):
     for variant, lr in set(trials):
         planned.setdefault(variant, set()).add(float(lr))
     assert set(planned) == set(config["variants"])
+    explicit = config["lr_sweep"]["grid"]  # the methods whose first sweep chose an end of the grid
+    assert 0 < len(explicit) < len(planned)
     for variant, lrs in planned.items():   # its own lr times each factor, to 3 significant digits
-        assert lrs == {float(f"{own_lr(config, variant) * f:.3g}") for f in FACTORS}, variant
+        relative = {float(f"{own_lr(config, variant) * f:.3g}") for f in FACTORS}
+        if variant in explicit:            # ... and two more lrs beyond the end the first sweep chose
+            assert lrs == {float(lr) for lr in explicit[variant]} and relative < lrs and len(lrs) >= 7, variant
+        else:
+            assert lrs == relative, variant
     assert sorted(set(runs)) == sorted((v, s) for v in config["variants"] for s in "012")
 
 
@@ -104,8 +117,7 @@ def test_every_method_trains_at_its_swept_lr_and_is_evaluated(zoo_run):
     assert full > 10 * trained.loc[trained["variant"] == "lora", "trainable_params"].iloc[0]
     for variant in SCALED:
         chosen = json.loads((zoo_run / "sweep" / "sst2" / variant / "chosen_lr.json").read_text())
-        anchor = own_lr(config, variant)
-        assert chosen["chosen_lr"] in {float(f"{anchor * f:.3g}") for f in (1, 10)}, variant
+        assert chosen["chosen_lr"] in tried(config, variant), variant
         for seed in (0, 1):
             summary = json.loads((zoo_run / "runs" / "sst2" / variant / f"seed{seed}" / "train_summary.json").read_text())
             provenance = json.loads((zoo_run / "runs" / "sst2" / variant / f"seed{seed}" / "provenance.json").read_text())
@@ -123,6 +135,7 @@ def test_the_leaderboard_compares_every_method_with_tuned_lora(zoo_run):
     text = (zoo_run / "tables" / "leaderboard.md").read_text()
     assert "LoRA at the lr the profile gave it (the sweep's choice" in text
     sweep = (zoo_run / "tables" / "lr_sweep.md").read_text()
-    for variant in SCALED:
-        assert sweep.count(f"| sst2 | {variant} |") == 2, variant
+    config = _resolved()
+    for variant in SCALED:   # 2 lrs, or the zoo's explicit grid (7) where it has one (ia3, prompt_tuning)
+        assert sweep.count(f"| sst2 | {variant} |") == len(tried(config, variant)), variant
     assert (zoo_run / "plots" / "params_sst2.png").stat().st_size > 10_000
