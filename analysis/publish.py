@@ -203,16 +203,19 @@ def publish(results_dir: str | Path, out_dir: str | Path | None = None, reruns: 
     return out
 
 
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
 def _provenance_line(info: dict) -> str:
     trained, timing = info.get("trained", {}), info.get("timing", {})
     machines = trained.get("machines") or [{}]
     machine = machines[0]
     commits = ", ".join((c or "?")[:7] for c in trained.get("git_commits", []))
     wall = timing.get("wall_seconds")
-    wall_text = f"{wall // 60} min {wall % 60:02d} s, {timing.get('jobs')} jobs" if wall else "wall time unknown"
+    wall_text = f"{_duration(wall)}, {timing.get('jobs')} jobs" if wall else "wall time unknown"
     for top_up in timing.get("top_ups", []):
-        wall_text += f"; then {top_up.get('jobs')} jobs in {(top_up.get('wall_seconds') or 0) // 60} min " \
-                     f"{(top_up.get('wall_seconds') or 0) % 60:02d} s to complete it"
+        wall_text += f"; then {top_up.get('jobs')} jobs in {_duration(top_up.get('wall_seconds') or 0)} to complete it"
     cpu = machine.get("cpu_model") or info.get("published", {}).get("cpu_model", "?")
     return (f"trained at commit {commits} on {machine.get('cpu_count', '?')} × {cpu} "
             f"({machine.get('platform', '?')}), {'/'.join(map(str, trained.get('threads_per_job') or ['?']))} "
