@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from conftest import write_bias_method
 
+from analysis import publish
+
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEFILE = ROOT / "Snakefile"
 
@@ -108,13 +110,21 @@ def test_publish_a_finished_run_with_its_provenance_and_a_rerun_spread(finished_
     assert "| 1 | " in (out / "spread.md").read_text() and "| yes |" in (out / "spread.md").read_text()
     index = (work / "results" / "published" / "README.md").read_text()
     assert "## `test`" in index and "spread.md" in index
-    # right after a DAG run, its own aggregate outputs can be published as they are
-    cmd = [sys.executable, "-m", "analysis.publish", "results/test", "--reuse-analysis", "--out", "reused"]
+    # right after a DAG run, its own aggregate outputs can be published as they are; a later
+    # invocation that completed the folder (here: the same log again) is recorded as a top-up
+    log = publish.find_run_log(work / "results" / "test", work / ".snakemake" / "log")
+    cmd = [sys.executable, "-m", "analysis.publish", "results/test", "--reuse-analysis", "--out", "reused",
+           "--top-up", str(log)]
     result = subprocess.run(cmd, cwd=work, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("tables/headline.md", "tables/runs.csv", "replication.json"):
         assert (work / "reused" / name).read_text() == (work / "results" / "test" / name).read_text()
+    timing = json.loads((work / "reused" / "provenance.json").read_text())["timing"]
+    assert timing["top_ups"] == [publish.run_timing(log)] and timing["top_ups"][0]["jobs"] > 0
+    wall = timing["top_ups"][0]["wall_seconds"]
+    assert f"then {timing['top_ups'][0]['jobs']} jobs in {wall // 60} min {wall % 60:02d} s to complete it" in \
+        (work / "README.md").read_text()   # the index beside the published folder
 
 
 def test_lr_sweep_chose_the_lr_the_runs_trained_at(finished_run):
