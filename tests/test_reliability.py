@@ -81,7 +81,8 @@ def test_dag_refuses_bad_training_sections(tmp_path):
     shutil.copytree(ROOT / ".test", work / ".test")
     overlays = {"lr": "train: {lr: fast}\n",
                 "key": "train: {max_step: 3}\n",
-                "rank": "define_variants: {lora_big: {method: lora, options: {r: 100000}}}\nvariants: [lora, lora_big]\n"}
+                "rank": "define_variants: {lora_big: {method: lora, options: {r: 100000}}}\nvariants: [lora, lora_big]\n",
+                "peft": "variants: [lora, c3a]\n"}
     jobs = {}
     for name, text in overlays.items():
         (work / ".test" / f"{name}.yaml").write_text(text)
@@ -93,6 +94,9 @@ def test_dag_refuses_bad_training_sections(tmp_path):
         "key": ["unknown key 'max_step'", "(did you mean 'max_steps'?)", ".test/key.yaml: train"],
         # the tiny base model is built by a job: its shapes come from the pretrain config
         "rank": ["r=100000 exceeds the layer's rank", "use r ≤ 32", "define_variants.lora_big"],
+        # a PEFT method: PEFT's own check, run on a meta model
+        "peft": ["(c3a) cannot adapt llama", "the block size is 256", "choose sizes that divide",
+                 "config/methods/c3a.yaml"],
     }.items():
         assert results[name].returncode != 0, results[name].output[-2000:]
         assert all(text in results[name].output for text in expected), (name, results[name].output[-2000:])
@@ -107,6 +111,8 @@ BAD_INPUTS = {  # name: (config overrides, data edit, what the message must say)
                                                "lora.yaml's default"]),
     "mora_type": ({"method": "mora", "method_options": {"mora_type": 5}}, None, ["mora_type must be one of"]),
     "rank": ({"method_options": {"r": 100000}}, None, ["r=100000 exceeds", "use r ≤ 32"]),
+    "peft shape": ({"method": "vblora", "method_options": {}}, None, ["(vblora) cannot adapt llama",
+                                                                     "must be divisible by `vector_length` 256"]),
     "lr fast": ({"lr": "fast"}, None, ["run.yaml: config: lr must be a number, got 'fast'"]),
     "yaml": ({}, "yaml", ["run.yaml: not valid YAML at line", "fix the syntax"]),
 }

@@ -54,6 +54,42 @@ def test_same_seed_same_loss_curve_and_adapter(base, lm_task, tmp_path):
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_OPTIONS))
+def test_logits_at_target_positions_only_train_the_same_weights(base, lm_task, tmp_path, method, monkeypatch):
+    """The output head runs only where a row of the batch has a target (training.trainer's
+    LABELLED_LOGITS_ONLY): the same adapter bits as the head over every position, the same losses
+    up to the float sum's order."""
+    import training.trainer as trainer
+    cfg = run_config(base, lm_task, method=method, method_options=METHOD_OPTIONS[method], log_every=1)
+    cut = train(cfg, tmp_path / "cut")
+    monkeypatch.setattr(trainer, "LABELLED_LOGITS_ONLY", False)
+    whole = train(cfg, tmp_path / "whole")
+    a, b = adapter_tensors(tmp_path / "cut"), adapter_tensors(tmp_path / "whole")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    cut_losses, whole_losses = train_losses(tmp_path / "cut"), train_losses(tmp_path / "whole")
+    assert len(cut_losses) == cfg["max_steps"]
+    assert [step for step, _, _ in cut_losses] == [step for step, _, _ in whole_losses]
+    assert [loss for _, loss, _ in cut_losses] == pytest.approx([loss for _, loss, _ in whole_losses], rel=1e-6)
+    assert cut["eval_loss"] == pytest.approx(whole["eval_loss"], rel=1e-6)
+
+
+def test_logits_are_cut_only_under_a_frozen_head_without_virtual_tokens(base):
+    """A trained head (full fine-tuning, a trained embedding tied to it) sums its weight gradient
+    over the rows: those runs keep every position; so do prompt methods (virtual tokens shift them)."""
+    from transformers import AutoModelForCausalLM
+    from training.trainer import _frozen_head
+    lora = adapters.apply(AutoModelForCausalLM.from_pretrained(base), "lora", "all-linear", r=4)
+    assert _frozen_head(lora)
+    assert not _frozen_head(AutoModelForCausalLM.from_pretrained(base))  # every weight trains
+    peft = pytest.importorskip("peft")
+    prompt = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                                 peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    assert not _frozen_head(prompt)
+    lora_peft = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                                    peft.LoraConfig(task_type="CAUSAL_LM", r=4, target_modules="all-linear"))
+    assert _frozen_head(lora_peft)
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_OPTIONS))
 def test_resumed_run_equals_uninterrupted_run(base, lm_task, tmp_path, method):
     """Kill after 7 steps (last checkpoint at 6), rerun the same command: bitwise the same run.
 

@@ -67,6 +67,29 @@ def meta_model(config, cfg: TrainConfig):
     return _meta_model(key, cfg.task_kind == "classification", cfg.num_labels or 2)
 
 
+@lru_cache(maxsize=256)
+def _peft_problem(config_json: str, classification: bool, num_labels: int, method: str, options_json: str,
+                  targets_json: str, heads_json: str) -> str | None:
+    """PEFT's own complaint about the layer shapes, from applying the method to a fresh meta model
+    (c3a's block size, RoAd's group size, VB-LoRA's vector length must divide the layers' widths):
+    PEFT raises ValueError for those. Inits that read weights (PiSSA's SVD, FRoD's decomposition)
+    cannot run on meta tensors; they are left to the run, which reads real weights."""
+    import warnings
+
+    import adapters
+    model = _meta_model.__wrapped__(config_json, classification, num_labels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            adapters.apply(model, method, json.loads(targets_json), modules_to_save=json.loads(heads_json),
+                           **json.loads(options_json))
+    except ValueError as error:
+        return str(error)
+    except (NotImplementedError, RuntimeError):  # an operation meta tensors cannot do: not a shape problem
+        return None
+    return None
+
+
 def check_fits(cfg: TrainConfig, config) -> None:
     """Raise ConfigError when cfg's target_modules select no layer of the base model (`config`, a
     transformers config) or its method cannot take the shape of a selected layer."""
@@ -74,6 +97,7 @@ def check_fits(cfg: TrainConfig, config) -> None:
     from adapters._layer import layer_shape
     from adapters._registry import get_spec, resolve_options
 
+    from .model import modules_to_save
     if cfg.method is None:
         return
     model = meta_model(config, cfg)
@@ -86,7 +110,13 @@ def check_fits(cfg: TrainConfig, config) -> None:
         if idle:
             raise ConfigError("target_modules", f"{idle} match no layer of {config.model_type}; fix the names")
     spec, options = get_spec(cfg.method), resolve_options(cfg.method, cfg.method_options)
-    if spec.peft is not None:  # a PEFT method: PEFT checks the layers when it applies the config
+    if spec.peft is not None:
+        problem = _peft_problem(json.dumps(config.to_dict(), sort_keys=True, default=str), cfg.task_kind == "classification",
+                                cfg.num_labels or 2, cfg.method, json.dumps(cfg.method_options, sort_keys=True, default=str),
+                                json.dumps(cfg.target_modules), json.dumps(sorted(modules_to_save(cfg, model))))
+        if problem:
+            raise ConfigError("method_options", f"({cfg.method}) cannot adapt {config.model_type}: {problem.rstrip('.')}; "
+                                                "choose sizes that divide its layers' widths")
         return
     seen = set()
     for name in targets:

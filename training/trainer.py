@@ -12,6 +12,7 @@ each process then trains a DDP replica on every world-th batch.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import os
@@ -43,7 +44,26 @@ from .model import attach_method, load_base_model, load_tokenizer, num_trainable
 from .optim import LRSchedule, make_optimizer, param_groups, schedule_length
 
 THREADS_ENV = "LORABENCH_THREADS"
+# Causal LM with a frozen output head: logits only at the positions that carry a target in some row
+# of the batch (prompts, padding and a packed row's last position carry none). The head's rows are
+# computed one by one and unlabelled rows get no gradient, so the trained weights are the same bits
+# (tests/test_trainer.py compares); only the loss's float sum runs in another order (≈1e-7).
+LABELLED_LOGITS_ONLY = True
 COLLAPSE_TOLERANCE = 1e-3  # relative: a loss within 0.1% of the uniform-output loss counts as collapsed
+
+
+def _frozen_head(model: torch.nn.Module) -> bool:
+    """Whether `model` takes `logits_to_keep` positions and its output head trains nothing (a
+    trained head's weight gradient sums over the kept rows: other bits). Prompt methods put virtual
+    tokens in front of the input, which would shift the positions: never cut."""
+    config = getattr(model, "peft_config", {}).get("default")
+    if config is not None and config.is_prompt_learning:
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if head is None or "logits_to_keep" not in inspect.signature(base.forward).parameters:
+        return False
+    return not any(p.requires_grad for p in head.parameters())
 
 
 def train(config: TrainConfig | dict, out_dir: str | Path, *, stop_after_steps: int | None = None,
@@ -256,6 +276,7 @@ class Trainer:
         if self.world > 1:
             self.model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.hooks = hooks
+        self.labelled_logits_only = LABELLED_LOGITS_ONLY and cfg.task_kind == "causal_lm" and _frozen_head(model)
         self.model.train()
 
     def _calibration_batches(self):
@@ -334,12 +355,17 @@ class Trainer:
 
     def _loss_sum(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed loss over the batch's units, logits); units = target tokens or examples."""
-        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         if self.cfg.task_kind == "causal_lm":
             # Shift the labels, not the logits: a sliced logits tensor would be copied whole every step.
             labels = F.pad(batch.labels[:, 1:], (0, 1), value=IGNORE)
+            keep = {}
+            if self.labelled_logits_only:  # the output head only where some row of the batch has a target
+                positions = (labels != IGNORE).any(0).nonzero().squeeze(1)
+                keep, labels = {"logits_to_keep": positions}, labels[:, positions]
+            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **keep).logits
             return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE,
                                    reduction="sum"), logits
+        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         if self.num_labels == 1:
             return F.mse_loss(logits.squeeze(-1).float(), batch.labels, reduction="sum"), logits
         return F.cross_entropy(logits.float(), batch.labels, reduction="sum"), logits
