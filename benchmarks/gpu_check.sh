@@ -52,7 +52,7 @@ step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, record the exit sta
 
 # 1. GPU-marked tests (on CPU they are collected and skipped: the marker and selection work).
 step gpu_tests env OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
-    $PY -m pytest -m gpu -q -rs -p no:cacheprovider --junitxml "$OUT/gpu_tests.xml" tests/
+    $PY -m pytest -m gpu -q -rs -n 0 -p no:cacheprovider --junitxml "$OUT/gpu_tests.xml" tests/
 
 # 2. Adapter speed in bf16.
 if [[ $DRY == 1 ]]; then SIZE=(--hidden 64 --layers 1 --seq 16 --batch 2 --r 4 --repeats 1 --threads 1); else SIZE=(); fi

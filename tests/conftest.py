@@ -1,5 +1,7 @@
 """Shared test setup: offline, one torch thread, tiny models built from config."""
+import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -143,8 +145,21 @@ def pytest_collection_modifyitems(config, items):
 def finished_run(tmp_path_factory):
     """.test/config.yaml run once through the DAG (default settings: warm start on), in a temporary
     working directory: test_workflow's end-to-end checks and test_warm's warm-vs-cold comparison."""
+    from filelock import FileLock
     from test_workflow import make_workdir, snakemake
 
-    work, env = make_workdir(tmp_path_factory.mktemp("dag"))
-    snakemake(work, "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)  # no -q: its log times the stages
-    return work, env
+    # The suite runs on 2 workers (pytest-xdist, `-n 2 --dist loadfile` in pyproject.toml), each with
+    # its own session: the first worker to ask runs the DAG, the other waits for it and reads it.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above the workers' own
+    with FileLock(str(shared / "finished_run.lock")):
+        done = shared / "finished_run.json"
+        if done.exists():
+            work, env = json.loads(done.read_text())
+            return Path(work), env
+        (shared / "dag").mkdir()
+        work, env = make_workdir(shared / "dag")
+        snakemake(work, "--cores", "2", "--configfile", ".test/config.yaml", env_extra=env)  # no -q: its log times the stages
+        done.write_text(json.dumps([str(work), env]))
+        return work, env
