@@ -37,7 +37,7 @@ def kept_share(model_dir: Path, task_dir: Path, seq_len: int, batch: int, steps:
     """Positions with a target in some row of the batch / all positions, over the run's batches."""
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(model_dir)
-    stream = BatchStream(encode_causal(read_jsonl(task_dir / "train.jsonl"), tok, seq_len, True),
+    stream = BatchStream(encode_causal(read_jsonl(task_dir / "train.jsonl"), tok, seq_len, "auto"),
                          batch, tok.pad_token_id, seed=0)
     kept = total = 0
     for _ in range(steps):
