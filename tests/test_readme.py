@@ -179,6 +179,7 @@ SPECS: dict[tuple[str, ...], tuple[str, View | str]] = {
     ("benchmarks/results/job_startup_cpu.md", "phase", "train job (s)"): ("verbatim", VERBATIM),
     ("benchmarks/results/job_startup_cpu.md", "job", "cold (s)"): ("verbatim", VERBATIM),
     ("benchmarks/results/dag_time_cpu.md", "stage"): ("verbatim", VERBATIM),
+    ("benchmarks/results/labelled_logits_cpu.md", "task", "positions kept"): ("verbatim", VERBATIM),
 }
 
 
