@@ -98,6 +98,7 @@ def check_fits(cfg: TrainConfig, config) -> None:
     from adapters._registry import get_spec, resolve_options
 
     from .model import modules_to_save
+
     if cfg.method is None:
         return
     model = meta_model(config, cfg)

@@ -45,9 +45,10 @@ from .optim import LRSchedule, make_optimizer, param_groups, schedule_length
 
 THREADS_ENV = "LORABENCH_THREADS"
 # Causal LM with a frozen output head: logits only at the positions that carry a target in some row
-# of the batch (prompts, padding and a packed row's last position carry none). The head's rows are
-# computed one by one and unlabelled rows get no gradient, so the trained weights are the same bits
-# (tests/test_trainer.py compares); only the loss's float sum runs in another order (≈1e-7).
+# of the batch (prompts, padding and a packed row's last position carry none). Each position's logits
+# depend on that position's hidden state alone and unlabelled positions get no gradient, so the
+# trained weights are the same bits (tests/test_training.py compares); only the loss's float sum
+# runs in another order (≈1e-7).
 LABELLED_LOGITS_ONLY = True
 COLLAPSE_TOLERANCE = 1e-3  # relative: a loss within 0.1% of the uniform-output loss counts as collapsed
 
