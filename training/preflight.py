@@ -61,10 +61,14 @@ def _meta_model(config_json: str, classification: bool, num_labels: int):
         return auto.from_config(config)
 
 
+def _meta_key(config, cfg: TrainConfig) -> tuple[str, bool, int]:
+    """_meta_model's (hashable) arguments for the model `cfg` trains on `config`."""
+    return json.dumps(config.to_dict(), sort_keys=True, default=str), cfg.task_kind == "classification", cfg.num_labels or 2
+
+
 def meta_model(config, cfg: TrainConfig):
     """The model `cfg` trains (task head included), with meta tensors: names and shapes only."""
-    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
-    return _meta_model(key, cfg.task_kind == "classification", cfg.num_labels or 2)
+    return _meta_model(*_meta_key(config, cfg))
 
 
 @lru_cache(maxsize=256)
@@ -112,8 +116,7 @@ def check_fits(cfg: TrainConfig, config) -> None:
             raise ConfigError("target_modules", f"{idle} match no layer of {config.model_type}; fix the names")
     spec, options = get_spec(cfg.method), resolve_options(cfg.method, cfg.method_options)
     if spec.peft is not None:
-        problem = _peft_problem(json.dumps(config.to_dict(), sort_keys=True, default=str), cfg.task_kind == "classification",
-                                cfg.num_labels or 2, cfg.method, json.dumps(cfg.method_options, sort_keys=True, default=str),
+        problem = _peft_problem(*_meta_key(config, cfg), cfg.method, json.dumps(cfg.method_options, sort_keys=True, default=str),
                                 json.dumps(cfg.target_modules), json.dumps(sorted(modules_to_save(cfg, model))))
         if problem:
             raise ConfigError("method_options", f"({cfg.method}) cannot adapt {config.model_type}: {problem.rstrip('.')}; "
