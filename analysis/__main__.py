@@ -30,11 +30,17 @@ def main(argv: list[str] | None = None) -> int:
                                               "numbers (the paper tables show the method order only)")
     parser.add_argument("--verdict-settings", type=json.loads, default={}, metavar="JSON",
                         help='overrides of analysis.settings.VerdictSettings, e.g. \'{"large_rank_from": 32}\'')
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes (one torch thread each) that measure the runs' spectra; fewer where "
+                             "the free memory does not hold that many copies of the base model (default 1)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: give 1 or more")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     written = run_analysis(args.results, args.out or args.results, base_model=args.base_model,
                            spectra=not args.no_spectra, compare=None if args.compare == "auto" else args.compare,
-                           settings=VerdictSettings.from_dict(args.verdict_settings), paper_model=args.paper_model)
+                           settings=VerdictSettings.from_dict(args.verdict_settings), paper_model=args.paper_model,
+                           workers=args.workers)
     for kind, paths in written.items():
         print(f"{kind}: {len(paths)} file(s)" + (f", e.g. {paths[0]}" if paths else ""))
     return 0

@@ -17,15 +17,16 @@ log = logging.getLogger(__name__)
 def run_analysis(results_dir: str | Path, out_dir: str | Path, base_model: str | Path | None = None,
                  spectra: bool = True, compare: str | None = None,
                  settings: verdicts.VerdictSettings | None = None,
-                 paper_model: str | None = None) -> dict[str, list[Path]]:
-    """collect → (spectra) → tables → paper tables → plots → lr sweep → verdicts → headline; returns {kind: paths written}."""
+                 paper_model: str | None = None, workers: int = 1) -> dict[str, list[Path]]:
+    """collect → (spectra) → tables → paper tables → plots → lr sweep → verdicts → headline; returns {kind: paths written}.
+    `workers`: processes that measure the runs' spectra (spectra.measure_runs)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     runs, curves = collect(results_dir), collect_curves(results_dir)
     spectrum_curves = pd.DataFrame()
     if spectra and len(runs):
         from .spectra import measure_runs  # torch + transformers: only when measuring
 
-        measured, spectrum_curves, notes = measure_runs(runs, base_model, results_dir)
+        measured, spectrum_curves, notes = measure_runs(runs, base_model, results_dir, workers=workers)
         for note in notes:
             log.warning("spectra: %s", note)
         runs = pd.concat([runs, measured], ignore_index=True) if len(measured) else runs

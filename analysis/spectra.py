@@ -155,52 +155,100 @@ def init_output_change(base_model: torch.nn.Module, adapter_dir: str | Path, n_t
     return float(change / reference.abs().max().clamp_min(1e-12))
 
 
+def _model_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*.safetensors")) or sum(
+        f.stat().st_size for f in Path(path).rglob("*.bin"))
+
+
+def _pool_size(workers: int, runs: int, model_path: Path | None) -> int:
+    """Processes for the runs' measurements: at most `workers` and one per run, and only as many
+    as the free memory holds, each with the base model twice (loaded, and the adapter's copy)."""
+    import psutil
+
+    workers = min(workers, runs)
+    if workers > 1 and model_path is not None:
+        workers = min(workers, max(1, psutil.virtual_memory().available // (3 * max(_model_bytes(model_path), 1))))
+    return workers
+
+
+def _init_worker() -> None:
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(1)  # one thread per process: the job's threads are the processes
+    hf_logging.disable_progress_bar()  # a bar per model load, from processes the job's log redirect misses
+
+
+def _measure_run(run: dict, base_model, results_dir: Path | None, top_k: int, init_methods: tuple[str, ...],
+                 init_changes: dict) -> tuple[list[dict], list[dict], list[str]]:
+    """One run's spectrum rows, curve rows and notes (see measure_runs)."""
+    adapter_dir = Path(run["run_dir"]) / "adapter"
+    if run["method"] in set(adapters.peft_methods()):  # a PEFT method: none of the suite's adapted layers to read ΔW from
+        return [], [], [f"{run['run_dir']}: no adapted layer of the suite's to measure (a PEFT method)"]
+    if not (adapter_dir / "adapter_config.json").is_file():
+        return [], [], [f"{run['run_dir']}: no adapter/ to measure"]
+    # a run from random init (pretraining) keeps its own base
+    path = own_base_model_if_any(run["run_dir"]) or base_model_path(adapter_dir, base_model, results_dir)
+    if path is None:
+        return [], [], [f"{run['run_dir']}: base model not found (pass --base-model)"]
+    deltas = adapter_deltas(load_base(path, adapter_dir), adapter_dir)
+    if not deltas:
+        return [], [], [f"{run['run_dir']}: no adapted layer of the suite's to measure"]
+    summary = spectrum_summary(deltas, top_k)
+    measured = {"effective_rank": (settings.SPECTRUM_SOURCE, summary["effective_rank"]),
+                "normalized_entropy": (settings.SPECTRUM_SOURCE, summary["normalized_entropy"])}
+    if run["method"] in init_methods:
+        config = adapters.read_config(adapter_dir)
+        key = (str(path), config["method"], json.dumps(config["options"], sort_keys=True),
+               json.dumps(config["target_modules"]),
+               run["run_dir"] if config["options"].get("init") == "random" else "")  # random: per run
+        if key not in init_changes:
+            init_changes[key] = init_output_change(load_base(path, adapter_dir), adapter_dir)
+        measured["init_output_change"] = (settings.INIT_SOURCE, init_changes[key])
+    family = taskinfo.family_of(run["train_task"])
+    rows = [{**run, "source": source, "metric": metric, "filter": "none", "metric_id": metric,
+             "task": run["train_task"], "family": family, "value": value, "stderr": math.nan,
+             "final": True, "higher_is_better": not settings.lower_is_better(metric)}
+            for metric, (source, value) in measured.items()]
+    curves = [{k: run[k] for k in ("profile", "train_task", "variant", "role", "r", "seed")}
+              | {"family": family, "index": index, "value": float(value)}
+              for index, value in enumerate(summary["spectrum"], start=1)]
+    return rows, curves, []
+
+
+_WORKER_CACHE: dict = {}  # a pool process's init-change measurements, shared by the runs it measures
+
+
+def _measure_in_worker(args: tuple) -> tuple[list[dict], list[dict], list[str]]:
+    return _measure_run(*args, _WORKER_CACHE)
+
+
 def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, results_dir: str | Path | None = None,
-                 top_k: int = 64, init_methods: tuple[str, ...] = ("milora",)
+                 top_k: int = 64, init_methods: tuple[str, ...] = ("milora",), workers: int = 1
                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """For every successful run with an adapter: spectrum rows (and, for `init_methods`, the init
     output change) in the tidy format, the mean normalised spectra (long format), and notes on
-    runs that could not be measured."""
-    results_dir = Path(results_dir) if results_dir is not None else None
-    done = runs[runs["status"].eq("ok") & runs["variant"].ne("base")].drop_duplicates("run_dir")
-    rows, curves, notes = [], [], []
-    init_changes = {}  # an SVD split is deterministic: one measurement per base model and config
-    peft = set(adapters.peft_methods())
-    for run in done.to_dict("records"):
-        adapter_dir = Path(run["run_dir"]) / "adapter"
-        if run["method"] in peft:  # a PEFT method (adapters.peft_method): none of the suite's adapted layers to read ΔW from
-            notes.append(f"{run['run_dir']}: no adapted layer of the suite's to measure (a PEFT method)")
-            continue
-        if not (adapter_dir / "adapter_config.json").is_file():
-            notes.append(f"{run['run_dir']}: no adapter/ to measure")
-            continue
-        # a run from random init (pretraining) keeps its own base
-        path = own_base_model_if_any(run["run_dir"]) or base_model_path(adapter_dir, base_model, results_dir)
-        if path is None:
-            notes.append(f"{run['run_dir']}: base model not found (pass --base-model)")
-            continue
-        deltas = adapter_deltas(load_base(path, adapter_dir), adapter_dir)
-        if not deltas:
-            notes.append(f"{run['run_dir']}: no adapted layer of the suite's to measure")
-            continue
-        summary = spectrum_summary(deltas, top_k)
-        measured = {"effective_rank": (settings.SPECTRUM_SOURCE, summary["effective_rank"]),
-                    "normalized_entropy": (settings.SPECTRUM_SOURCE, summary["normalized_entropy"])}
-        if run["method"] in init_methods:
-            config = adapters.read_config(adapter_dir)
-            key = (str(path), config["method"], json.dumps(config["options"], sort_keys=True),
-                   json.dumps(config["target_modules"]),
-                   run["run_dir"] if config["options"].get("init") == "random" else "")  # random: per run
-            if key not in init_changes:
-                init_changes[key] = init_output_change(load_base(path, adapter_dir), adapter_dir)
-            measured["init_output_change"] = (settings.INIT_SOURCE, init_changes[key])
-        family = taskinfo.family_of(run["train_task"])
-        for metric, (source, value) in measured.items():
-            rows.append({**run, "source": source, "metric": metric, "filter": "none", "metric_id": metric,
-                         "task": run["train_task"], "family": family, "value": value, "stderr": math.nan,
-                         "final": True, "higher_is_better": not settings.lower_is_better(metric)})
-        for index, value in enumerate(summary["spectrum"], start=1):
-            curves.append({k: run[k] for k in ("profile", "train_task", "variant", "role", "r", "seed")}
-                          | {"family": family, "index": index, "value": float(value)})
-    return pd.DataFrame(rows, columns=runs.columns), pd.DataFrame(curves), notes
+    runs that could not be measured.
 
+    workers > 1 measures runs in that many processes of one torch thread each (as many as the free
+    memory holds base models); each run's numbers are computed as in one process, in run order.
+    """
+    results_dir = Path(results_dir) if results_dir is not None else None
+    done = runs[runs["status"].eq("ok") & runs["variant"].ne("base")].drop_duplicates("run_dir").to_dict("records")
+    tasks = [(run, base_model, results_dir, top_k, init_methods) for run in done]
+    explicit = Path(base_model) if base_model is not None else None
+    workers = _pool_size(workers, len(done), explicit if explicit is not None and explicit.is_dir() else None)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: the parent may hold an OpenMP thread pool, which a forked child cannot use
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            measured = list(pool.map(_measure_in_worker, tasks))
+    else:
+        init_changes = {}  # an SVD split is deterministic: one measurement per base model and config
+        measured = [_measure_run(*task, init_changes) for task in tasks]
+    rows = [row for part in measured for row in part[0]]
+    curves = [row for part in measured for row in part[1]]
+    notes = [note for part in measured for note in part[2]]
+    return pd.DataFrame(rows, columns=runs.columns), pd.DataFrame(curves), notes

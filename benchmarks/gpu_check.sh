@@ -4,9 +4,9 @@
 #      the physical device, the memory estimate against torch's CUDA peak in bf16);
 #   2. benchmarks/adapters_speed.py --device cuda --dtype bfloat16 (every method's train step and
 #      merged inference against PEFT LoRA);
-#   3. the real profile's claim 4 (MiLoRA forgets less than PiSSA, config/real.yaml) on CUDA at
-#      reduced steps: one seed, MiLoRA and PiSSA on cpt_domain for 8 steps (and one 2-step uuid run, the
-#      profile's other task), evaluations limited to 8 items, in results/real_gpu_check.
+#   3. claim 4 on the real model (MiLoRA forgets less than PiSSA, config/real_forgetting.yaml) on
+#      CUDA at reduced steps: one seed, MiLoRA and PiSSA on cpt_domain for 8 steps, evaluations
+#      limited to 8 items, in results/real_gpu_check.
 # Everything it writes goes under benchmarks/results/gpu_check_<device>/ (the device's name from
 # nvidia-smi), with a log per step and summary.json.
 #
@@ -64,13 +64,11 @@ step adapters_speed $PY benchmarks/adapters_speed.py --device "$DEVICE" --dtype 
 cat > "$OUT/claim4.yaml" <<YAML
 profile: real_gpu_check
 seeds: [0]
-variants: [milora]
-task_variants: {uuid: [lora], cpt_domain: [milora, pissa]}   # uuid: one short run (the profile keeps the task)
 train: {device: $DEVICE, precision: fp32}
-task_train: {uuid: {max_steps: 2, snapshot_steps: [1]}, cpt_domain: {pack: true, max_steps: 8}}
+task_train: {cpt_domain: {pack: true, max_steps: 8}}
 eval: {limit: 8}
 YAML
-CLAIM=(--configfile config/real.yaml "$OUT/claim4.yaml")
+CLAIM=(--configfile config/real_forgetting.yaml "$OUT/claim4.yaml")
 if [[ $DRY == 1 ]]; then
     step claim4 env HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $SNAKEMAKE -n --forceall --nolock --cores 1 "${CLAIM[@]}" --quiet rules
 else

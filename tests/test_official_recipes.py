@@ -215,8 +215,9 @@ def validated(*configfiles: str) -> dict:
     return config
 
 
-@pytest.mark.parametrize("files", [(), ("config/config.yaml",), ("config/replication.yaml",), ("config/real.yaml",)],
-                         ids=["default", "tiny", "replication", "real"])
+@pytest.mark.parametrize("files", [(), ("config/config.yaml",), ("config/replication.yaml",), ("config/real.yaml",),
+                                   ("config/real_forgetting.yaml",)],
+                         ids=["default", "tiny", "replication", "real", "real_forgetting"])
 def test_published_profiles_keep_the_one_ahead_warmup_and_torch_adamw(files):
     train = validated(*files)["train"]
     assert train["warmup_start"] == "one_ahead"

@@ -1,13 +1,14 @@
-"""config/real.yaml executed end to end at CPU-test scale.
+"""config/real.yaml (claims 1, 5) and config/real_forgetting.yaml (claim 4) executed end to end at
+CPU-test scale.
 
 The profile's base model is a GGUF file inside an installed wheel, converted by the DAG. Here the
 wheel is a stand-in installed on PYTHONPATH: a 2-layer LLaMA (hidden 64, grouped-query attention 4/2
 heads) written as GGUF with every key of the real SmolLM2-135M-Instruct file but the sizes, so the
 real tokenizer (49,152 tokens, ChatML template) comes through the same conversion. The DAG converts
-it, trains the profile's variants for 2 steps on 2-item splits, evaluates them (UUID decoding at a
-snapshot, domain perplexity and QA, and the forgetting probe on the Lee news corpus of the gensim
+it, trains each profile's variants for 2 steps on 2-item splits, evaluates them (UUID decoding at a
+snapshot; domain perplexity and QA, and the forgetting probe on the Lee news corpus of the gensim
 wheel), aggregates and writes the report. Everything but the model's size and the scale is the
-profile's own. The real file's conversion (logits, tokenizer) is checked in tests/test_gguf.py.
+profiles' own. The real file's conversion (logits, tokenizer) is checked in tests/test_gguf.py.
 """
 from __future__ import annotations
 
@@ -26,15 +27,22 @@ import yaml
 from training.gguf import locate
 
 ROOT = Path(__file__).resolve().parent.parent
-SCALE = {
-    "seeds": [0],
-    "data": {"sizes": {"uuid": {"train": 4, "validation": 2, "test": 2},
-                       "cpt_domain": {"train": 24, "validation": 2, "test": 2},
-                       "cpt_domain_qa": {"train": 24, "validation": 2, "test": 2}},
-             "paper": {"cpt_general": {"validation_size": 2, "test_size": 2}}},
-    "task_train": {"uuid": {"max_steps": 2, "batch_size": 2, "snapshot_steps": [1]},
-                   "cpt_domain": {"max_steps": 2, "batch_size": 1, "seq_len": 64}},
-    "eval": {"batch_size": 2, "limit": 2},
+SCALE = {  # profile → its overlay
+    "real": {
+        "seeds": [0],
+        "variant_seeds": {"lora": [0], "mora6": [0]},
+        "data": {"sizes": {"uuid": {"train": 4, "validation": 2, "test": 2}}},
+        "task_train": {"uuid": {"max_steps": 2, "batch_size": 2, "snapshot_steps": [1]}},
+        "eval": {"batch_size": 2, "limit": 2},
+    },
+    "real_forgetting": {
+        "seeds": [0],
+        "data": {"sizes": {"cpt_domain": {"train": 24, "validation": 2, "test": 2},
+                           "cpt_domain_qa": {"train": 24, "validation": 2, "test": 2}},
+                 "paper": {"cpt_general": {"validation_size": 2, "test_size": 2}}},
+        "task_train": {"cpt_domain": {"max_steps": 2, "batch_size": 1, "seq_len": 64}},
+        "eval": {"batch_size": 2, "limit": 2},
+    },
 }
 
 
@@ -84,23 +92,32 @@ def standin_wheel(site: Path) -> dict:
     return {"wheel": f"{STANDIN}==0.0.1", "file": "tiny_smollm2_standin/Tiny-Instruct.F32.gguf"}
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real")
-    work = root / "work"
+def run_profile(root: Path, profile: str) -> Path:
+    work = root / profile
     shutil.copytree(ROOT / "config", work / "config")
-    scale = {**SCALE, "base_model": {"gguf": standin_wheel(root / "site")}}
+    scale = {**SCALE[profile], "base_model": {"gguf": standin_wheel(root / f"site_{profile}")}}
     (work / "scale.yaml").write_text(yaml.safe_dump(scale))
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "site"), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root / f"site_{profile}"), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2",
-           "--configfile", "config/real.yaml", "scale.yaml"]
+           "--configfile", f"config/{profile}.yaml", "scale.yaml"]
     result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(work.glob("results/real/logs/**/*.log"))
+    results = work / "results" / profile
+    logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(results.glob("logs/**/*.log"))
                      if "Traceback" in p.read_text())
     assert result.returncode == 0, result.stderr[-3000:] + logs
-    return work / "results" / "real"
+    return results
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    return run_profile(tmp_path_factory.mktemp("real"), "real")
+
+
+@pytest.fixture(scope="module")
+def forgetting_run(tmp_path_factory):
+    return run_profile(tmp_path_factory.mktemp("real_forgetting"), "real_forgetting")
 
 
 def test_the_dag_converts_the_wheels_gguf_into_its_base_model(real_run):
@@ -117,11 +134,12 @@ def test_the_dag_converts_the_wheels_gguf_into_its_base_model(real_run):
     assert len(tokenizer) == 49152 and tokenizer.eos_token == "<|im_end|>"
 
 
-def test_every_run_trains_and_is_evaluated_on_the_real_model(real_run):
-    runs = pd.read_csv(real_run / "tables" / "runs.csv")
-    trained = runs[runs["variant"] != "base"].drop_duplicates(["train_task", "variant"])
-    assert sorted(zip(trained["train_task"], trained["variant"])) == [
-        ("cpt_domain", "milora"), ("cpt_domain", "pissa"), ("uuid", "lora"), ("uuid", "mora6"), ("uuid", "multilora")]
+def test_every_run_trains_and_is_evaluated_on_the_real_model(real_run, forgetting_run):
+    runs = pd.concat([pd.read_csv(real_run / "tables" / "runs.csv"), pd.read_csv(forgetting_run / "tables" / "runs.csv")])
+    trained = runs[runs["variant"] != "base"].drop_duplicates(["profile", "train_task", "variant"])
+    assert sorted(zip(trained["profile"], trained["train_task"], trained["variant"])) == [
+        ("real", "uuid", "lora"), ("real", "uuid", "mora6"), ("real", "uuid", "multilora"),
+        ("real_forgetting", "cpt_domain", "milora"), ("real_forgetting", "cpt_domain", "pissa")]
     assert (runs["status"] == "ok").all(), runs[runs["status"] != "ok"]
     assert (runs.loc[runs["variant"] != "base", "trainable_params"] > 0).all()
     # Table 2's shape: the snapshot at step 1 is evaluated as well as the end of training
@@ -129,15 +147,30 @@ def test_every_run_trains_and_is_evaluated_on_the_real_model(real_run):
     # forgetting: word perplexity on the Lee corpus's news text, after each MiLoRA / PiSSA run
     general = runs[(runs["task"] == "cpt_general") & (runs["metric"] == "word_perplexity")]
     assert set(general["variant"]) == {"base", "milora", "pissa"} and (general["value"] > 1).all()
-    test_text = (real_run / "data" / "cpt_general" / "test.jsonl").read_text()
+    test_text = (forgetting_run / "data" / "cpt_general" / "test.jsonl").read_text()
     assert "Argentin" in test_text or "Australia" in test_text    # ABC news, not generated text
 
 
-def test_claims_1_4_5_are_decided_and_captions_name_the_model(real_run):
-    claims = {c["claim"]: c for c in json.loads((real_run / "replication.json").read_text())["claims"]}
-    for claim in (1, 4, 5):
-        assert claims[claim]["evidence"], f"claim {claim}: no evidence: {claims[claim]['notes']}"
+def test_the_two_real_profiles_share_the_model_and_the_trainer():
+    """Claim 4 was split off config/real.yaml to keep each profile within its hour: both halves must
+    still train the same model with the same trainer and evaluation settings, and the forgetting
+    runs keep the settings they were published with."""
+    forgetting = yaml.safe_load((ROOT / "config" / "real_forgetting.yaml").read_text())
+    real = yaml.safe_load((ROOT / "config" / "real.yaml").read_text())
+    for key in ("base_model", "train", "eval", "threads"):
+        assert forgetting[key] == real[key], key
+    assert (forgetting["data"]["seed"], forgetting["data"]["source"], forgetting["seeds"]) == (1234, "tiny", [0, 1, 2])
+    assert forgetting["task_train"] == {"cpt_domain": {"pack": True, "max_steps": 24}}
+    assert forgetting["variant_train"] == {"milora": {"lr": 1e-3}, "pissa": {"lr": 1e-3}}
+
+
+def test_claims_1_4_5_are_decided_and_captions_name_the_model(real_run, forgetting_run):
     label = f"Tiny-Instruct (F32, dequantized) from the wheel {STANDIN}==0.0.1"
-    for table in ("tables/memorization.md", "tables/continual_pretraining.md", "replication.md", "tables/headline.md"):
-        assert label in (real_run / table).read_text(), table
-    assert (real_run / "report.html").stat().st_size > 100_000
+    for results, claims, tables in ((real_run, (1, 5), ("tables/memorization.md",)),
+                                    (forgetting_run, (4,), ("tables/continual_pretraining.md",))):
+        decided = {c["claim"]: c for c in json.loads((results / "replication.json").read_text())["claims"]}
+        for claim in claims:
+            assert decided[claim]["evidence"], f"claim {claim}: no evidence: {decided[claim]['notes']}"
+        for table in (*tables, "replication.md", "tables/headline.md"):
+            assert label in (results / table).read_text(), table
+        assert (results / "report.html").stat().st_size > 100_000

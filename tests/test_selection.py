@@ -24,7 +24,8 @@ from test_profiles import CASES, Case, _validated
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = {"tiny": Case(("config/config.yaml",)), "replication": Case(("config/replication.yaml",)),
-            "real": Case(("config/real.yaml",)), "zoo": Case(("config/zoo.yaml",)), "test": Case((".test/config.yaml",)),
+            "real": Case(("config/real.yaml",)),
+            "real_forgetting": Case(("config/real_forgetting.yaml",)), "zoo": Case(("config/zoo.yaml",)), "test": Case((".test/config.yaml",)),
             **CASES}
 # The profile's own choice of what to select on is kept; only where the data comes from (and how
 # much of it, so that the few fixture rows suffice) is the fixtures'.

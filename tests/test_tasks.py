@@ -591,7 +591,7 @@ LEE = {"distribution": "gensim", "path": "gensim/test/test_data/lee_background.c
 
 
 def test_general_text_from_a_file_a_wheel_ships():
-    """config/real.yaml's forgetting probe: the Lee background corpus (300 ABC news articles, one per
+    """config/real_forgetting.yaml's forgetting probe: the Lee background corpus (300 ABC news articles, one per
     line, Latin-1) inside the gensim 4.4.0 wheel, installed with --no-deps for its data."""
     from tasks import cpt, hub
     rows = hub.package_lines(**LEE)

@@ -175,7 +175,7 @@ def test_a_method_from_a_fixture_joins_the_dag_without_rule_edits(tmp_path):
 
 
 def test_variant_seeds_give_one_variant_more_seeds(tmp_path):
-    """`variant_seeds` (config/real.yaml: claim 1's two methods at 5 seeds): that variant's runs at
+    """`variant_seeds` (config/real.yaml: claim 1's two methods at 8 seeds): that variant's runs at
     its seeds, the others at `seeds`; a variant the profile lacks is an error at planning."""
     work, env = make_workdir(tmp_path)
     (work / "more.yaml").write_text("variant_seeds: {mora6: [0, 1, 2]}\n")
