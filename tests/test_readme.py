@@ -174,6 +174,8 @@ SPECS: dict[tuple[str, ...], tuple[str, View | str]] = {
     ("results/published/tiny/spread.md", "task", "metric", "cells moved"): ("view", SPREAD_TASKS),
     ("results/published/replication/replication.md", "claim", "verdict", "numbers"): ("claims", CLAIMS),
     ("results/published/real/replication.md", "claim", "verdict", "numbers"): ("claims", CLAIMS),
+    ("results/published/real_forgetting/tables/headline.md", "task", "metric", "best method"): ("view", REAL_HEADLINE),
+    ("results/published/real_forgetting/replication.md", "claim", "verdict", "numbers"): ("claims", CLAIMS),
     ("results/published/zoo/tables/leaderboard.md", "rank", "variant"): ("view", LEADERBOARD),
     ("benchmarks/results/adapters_speed_cpu.md", "method", "trainable"): ("verbatim", VERBATIM),
     ("benchmarks/results/job_startup_cpu.md", "phase", "train job (s)"): ("verbatim", VERBATIM),

@@ -41,7 +41,8 @@ COMMANDS = readme_commands()
 # profile → its published folder (the job count its run logged)
 # (config/zoo.yaml is not here: its published run was completed by two later invocations after its
 # grids were widened, so its first log counts fewer jobs than the profile now plans; README says so.)
-PUBLISHED = {"config/replication.yaml": "replication", "config/real.yaml": "real", None: "tiny"}
+PUBLISHED = {"config/replication.yaml": "replication", "config/real.yaml": "real",
+             "config/real_forgetting.yaml": "real_forgetting", None: "tiny"}
 
 
 def _dry_args(args: list[str]) -> list[str]:
@@ -60,8 +61,8 @@ def planned(tmp_path_factory):
 def test_the_readme_shows_the_commands_a_user_runs():
     profiles = [a for args in COMMANDS.values() for a in args if a.endswith(".yaml")]
     assert any(args == ["--cores", "all"] for args in COMMANDS.values()), "the Quick start's DAG"
-    for wanted in ("config/replication.yaml", "config/real.yaml", "config/zoo.yaml", "config/paper/mora.yaml",
-                   "config/paper/sora.yaml"):
+    for wanted in ("config/replication.yaml", "config/real.yaml", "config/real_forgetting.yaml", "config/zoo.yaml",
+                   "config/paper/mora.yaml", "config/paper/sora.yaml"):
         assert wanted in profiles, wanted
 
 
