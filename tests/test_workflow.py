@@ -86,6 +86,35 @@ def test_dag_runs_end_to_end(finished_run):
     assert len(report) > 100_000 and "replication" in report.lower()
 
 
+def test_spectra_in_worker_processes_are_the_numbers_of_one_process(finished_run, monkeypatch):
+    """The aggregate job measures the runs' ΔW spectra in worker processes (`threads: 8`, lowered to
+    --cores 2 here): the same numbers, bit for bit, as one process of one thread measuring each run
+    in turn, and the DAG's own spectra.csv is them."""
+    import numpy as np
+    import torch
+
+    from analysis.collect import collect
+    from analysis.spectra import measure_runs
+
+    work, _ = finished_run
+    monkeypatch.chdir(work)   # runs.csv names run folders relative to the working directory
+    results = Path("results/test")
+    runs = collect(results)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = measure_runs(runs, results / "base_model", results)
+        two = measure_runs(runs, results / "base_model", results, workers=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(one[0]) >= 4 and set(one[0]["metric"]) >= {"effective_rank", "normalized_entropy"}
+    pd.testing.assert_frame_equal(one[0], two[0])
+    pd.testing.assert_frame_equal(one[1], two[1])
+    assert one[2] == two[2]
+    dag = pd.read_csv(results / "tables" / "spectra.csv")
+    assert np.array_equal(dag["value"].to_numpy(), one[1]["value"].to_numpy())
+
+
 def test_publish_a_finished_run_with_its_provenance_and_a_rerun_spread(finished_run):
     """`python -m analysis.publish results/<profile>` (README): the folder a fresh clone browses."""
     work, env = finished_run
