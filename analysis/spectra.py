@@ -179,10 +179,10 @@ def _init_worker() -> None:
 
 
 def _measure_run(run: dict, base_model, results_dir: Path | None, top_k: int, init_methods: tuple[str, ...],
-                 init_changes: dict) -> tuple[list[dict], list[dict], list[str]]:
-    """One run's spectrum rows, curve rows and notes (see measure_runs)."""
+                 peft: frozenset[str], init_changes: dict) -> tuple[list[dict], list[dict], list[str]]:
+    """One run's spectrum rows, curve rows and notes (see measure_runs); `peft`: adapters.peft_methods()."""
     adapter_dir = Path(run["run_dir"]) / "adapter"
-    if run["method"] in set(adapters.peft_methods()):  # a PEFT method: none of the suite's adapted layers to read ΔW from
+    if run["method"] in peft:  # a PEFT method: none of the suite's adapted layers to read ΔW from
         return [], [], [f"{run['run_dir']}: no adapted layer of the suite's to measure (a PEFT method)"]
     if not (adapter_dir / "adapter_config.json").is_file():
         return [], [], [f"{run['run_dir']}: no adapter/ to measure"]
@@ -200,9 +200,14 @@ def _measure_run(run: dict, base_model, results_dir: Path | None, top_k: int, in
         config = adapters.read_config(adapter_dir)
         key = (str(path), config["method"], json.dumps(config["options"], sort_keys=True),
                json.dumps(config["target_modules"]),
+               json.dumps(config["modules_to_save"]),  # a task head: load_base gives a classifier, not the LM
                run["run_dir"] if config["options"].get("init") == "random" else "")  # random: per run
         if key not in init_changes:
-            init_changes[key] = init_output_change(load_base(path, adapter_dir), adapter_dir)
+            # seeded: a classifier's new head and a random init are the same whichever process, and
+            # whichever run before, measures them
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                init_changes[key] = init_output_change(load_base(path, adapter_dir), adapter_dir)
         measured["init_output_change"] = (settings.INIT_SOURCE, init_changes[key])
     family = taskinfo.family_of(run["train_task"])
     rows = [{**run, "source": source, "metric": metric, "filter": "none", "metric_id": metric,
@@ -234,7 +239,8 @@ def measure_runs(runs: pd.DataFrame, base_model: str | Path | None = None, resul
     """
     results_dir = Path(results_dir) if results_dir is not None else None
     done = runs[runs["status"].eq("ok") & runs["variant"].ne("base")].drop_duplicates("run_dir").to_dict("records")
-    tasks = [(run, base_model, results_dir, top_k, init_methods) for run in done]
+    peft = frozenset(adapters.peft_methods())
+    tasks = [(run, base_model, results_dir, top_k, init_methods, peft) for run in done]
     explicit = Path(base_model) if base_model is not None else None
     workers = _pool_size(workers, len(done), explicit if explicit is not None and explicit.is_dir() else None)
     if workers > 1:
